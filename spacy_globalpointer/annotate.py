@@ -1,0 +1,240 @@
+"""Engine-agnostic batch annotation: texts in, plain serialisable records out.
+
+Everything here works on built-in Python types so that any engine (Ray Data, a process
+pool, a plain loop) can move the results between processes. ``Doc`` and ``Language``
+objects never leave the process that made them.
+
+A record is either ``{"id": ..., "spans": [[start_char, end_char, label, score], ...]}``
+or, for a text that could not be annotated, ``{"id": ..., "error": reason}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from pathlib import Path
+from typing import Any, ContextManager, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+DEFAULT_SPANS_KEY = "sc"
+# GlobalPointer scores every (start, end) token pair, so memory grows with the square of
+# a text's length: 20,000 characters (~4,000 tokens) is already ~64 MB of scores per label.
+DEFAULT_MAX_CHARS = 20_000
+DEFAULT_BATCH_SIZE = 64
+
+Record = Dict[str, Any]
+SpanList = List[List[Any]]
+
+_PIPELINES: Dict[Tuple[str, Tuple[str, ...]], Language] = {}
+_PIPELINES_LOCK = threading.Lock()
+
+
+def load_pipeline(model_path: Union[str, Path], *, exclude: Sequence[str] = ()) -> Language:
+    """Load a packaged or saved pipeline once per process.
+
+    ``model_path`` is a directory written by ``nlp.to_disk`` or the name of an installed
+    pipeline package. Later calls with the same arguments return the same object, so a
+    worker that builds several predictors still holds one copy of the weights.
+    """
+    key = (str(model_path), tuple(exclude))
+    with _PIPELINES_LOCK:
+        nlp = _PIPELINES.get(key)
+        if nlp is None:
+            import spacy
+
+            nlp = spacy.load(model_path, exclude=list(exclude))
+            _PIPELINES[key] = nlp
+    return nlp
+
+
+def check_text(value: Any, max_chars: Optional[int] = DEFAULT_MAX_CHARS) -> Tuple[Optional[str], Optional[str]]:
+    """Return ``(text, None)`` for an annotatable value, else ``(None, reason)``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        # pandas turns missing strings into None or NaN depending on the column dtype.
+        return None, "missing text"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as err:
+            return None, f"bad encoding: not valid UTF-8 ({err.reason} at byte {err.start})"
+    if not isinstance(value, str):
+        return None, f"text is not a string (got {type(value).__name__})"
+    try:
+        # JSON allows escaped lone surrogates ("\udc80"); they cannot be written back out.
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return None, f"bad encoding: unpaired surrogate at character {err.start}"
+    if max_chars is not None and len(value) > max_chars:
+        return None, f"text too long ({len(value)} characters > {max_chars})"
+    return str(value), None
+
+
+def doc_spans(doc: Doc, spans_key: str = DEFAULT_SPANS_KEY) -> SpanList:
+    """The spans in ``doc.spans[spans_key]`` as ``[start_char, end_char, label, score]``.
+
+    ``score`` is ``None`` when the group has no ``attrs["scores"]``.
+    """
+    if spans_key not in doc.spans:
+        return []
+    group = doc.spans[spans_key]
+    scores = group.attrs.get("scores")
+    out: SpanList = []
+    for i, span in enumerate(group):
+        score = None if scores is None else float(scores[i])
+        out.append([int(span.start_char), int(span.end_char), str(span.label_), score])
+    return out
+
+
+def _memory_zone(nlp: Language) -> ContextManager[Any]:
+    # memory_zone arrived in spaCy 3.8; older versions simply keep the strings.
+    zone = getattr(nlp, "memory_zone", None)
+    return zone() if zone is not None else contextlib.nullcontext()
+
+
+def _pipe_records(
+    nlp: Language,
+    items: Sequence[Tuple[int, str]],
+    ids: Sequence[Any],
+    spans_key: str,
+    batch_size: int,
+) -> Dict[int, Record]:
+    texts = (text for _, text in items)
+    out: Dict[int, Record] = {}
+    for (i, _), doc in zip(items, nlp.pipe(texts, batch_size=batch_size)):
+        out[i] = {"id": ids[i], "spans": doc_spans(doc, spans_key)}
+    return out
+
+
+def annotate_batch(
+    nlp: Language,
+    ids: Sequence[Any],
+    texts: Sequence[Any],
+    *,
+    spans_key: str = DEFAULT_SPANS_KEY,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_chars: Optional[int] = DEFAULT_MAX_CHARS,
+) -> List[Record]:
+    """Annotate ``texts`` with ``nlp.pipe``; one record per input, in input order.
+
+    Invalid texts and texts on which the pipeline raises become error records, so one bad
+    document never takes the batch (or the run) down with it.
+    """
+    if len(ids) != len(texts):
+        raise ValueError(f"got {len(ids)} ids for {len(texts)} texts")
+    records: List[Optional[Record]] = [None] * len(texts)
+    good: List[Tuple[int, str]] = []
+    for i, value in enumerate(texts):
+        text, reason = check_text(value, max_chars)
+        if reason is not None:
+            records[i] = {"id": ids[i], "error": reason}
+        else:
+            good.append((i, text))  # type: ignore[arg-type]
+    # The memory zone frees the strings interned for these docs; the records hold plain
+    # Python copies, so they outlive it.
+    with _memory_zone(nlp):
+        try:
+            done = _pipe_records(nlp, good, ids, spans_key, batch_size)
+        except Exception:
+            # Find the culprit(s) one text at a time rather than losing the whole batch.
+            done = {}
+            for item in good:
+                try:
+                    done.update(_pipe_records(nlp, [item], ids, spans_key, 1))
+                except Exception as err:  # noqa: BLE001 - reported in the record
+                    done[item[0]] = {
+                        "id": ids[item[0]],
+                        "error": f"pipeline error: {type(err).__name__}: {err}",
+                    }
+    for i, record in done.items():
+        records[i] = record
+    return [r for r in records if r is not None]
+
+
+def annotate_texts(
+    nlp: Language,
+    texts: Iterable[Any],
+    *,
+    ids: Optional[Iterable[Any]] = None,
+    chunk_size: int = 1000,
+    **kwargs: Any,
+) -> Iterable[Record]:
+    """Stream records for an iterable of texts, ``chunk_size`` texts per memory zone.
+
+    ``ids`` defaults to each text's position (0, 1, ...).
+    """
+    id_iter = iter(ids) if ids is not None else None
+    chunk_ids: List[Any] = []
+    chunk_texts: List[Any] = []
+    for n, text in enumerate(texts):
+        chunk_ids.append(next(id_iter) if id_iter is not None else n)
+        chunk_texts.append(text)
+        if len(chunk_texts) >= chunk_size:
+            yield from annotate_batch(nlp, chunk_ids, chunk_texts, **kwargs)
+            chunk_ids, chunk_texts = [], []
+    if chunk_texts:
+        yield from annotate_batch(nlp, chunk_ids, chunk_texts, **kwargs)
+
+
+# --- Arrow conversion (pyarrow ships with the ``ray`` extra) ---------------------------
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "pyarrow is needed for Parquet and Ray Data: pip install 'spacy-globalpointer[ray]'"
+        ) from err
+    return pyarrow
+
+
+def span_arrow_type() -> Any:
+    """Arrow type of the ``spans`` column: a list of (start, end, label, score) structs."""
+    pa = _pyarrow()
+    return pa.list_(
+        pa.struct(
+            [
+                ("start", pa.int64()),
+                ("end", pa.int64()),
+                ("label", pa.string()),
+                ("score", pa.float64()),
+            ]
+        )
+    )
+
+
+def records_to_arrow(records: Sequence[Record], *, id_type: Any = None) -> Any:
+    """Records as a ``pyarrow.Table`` with columns ``id``, ``spans`` and ``error``.
+
+    The schema is fixed (rather than inferred per batch) so that batches whose texts all
+    have no spans still concatenate with the others. Scores are float64: the float32 model
+    scores convert exactly, so the values equal those of the in-process records.
+    """
+    pa = _pyarrow()
+    spans = [
+        None
+        if "spans" not in r
+        else [{"start": s[0], "end": s[1], "label": s[2], "score": s[3]} for s in r["spans"]]
+        for r in records
+    ]
+    return pa.table(
+        {
+            "id": pa.array([r["id"] for r in records], type=id_type),
+            "spans": pa.array(spans, type=span_arrow_type()),
+            "error": pa.array([r.get("error") for r in records], type=pa.string()),
+        }
+    )
+
+
+def row_to_record(row: Dict[str, Any]) -> Record:
+    """Turn a row of :func:`records_to_arrow` (as a dict) back into a record."""
+    if row.get("error") is not None:
+        return {"id": row["id"], "error": row["error"]}
+    spans = row.get("spans") or []
+    return {
+        "id": row["id"],
+        "spans": [[s["start"], s["end"], s["label"], s["score"]] for s in spans],
+    }

@@ -1,0 +1,211 @@
+"""The registered Thinc architecture: tok2vec >> GlobalPointer scoring head.
+
+Output: one array per doc of shape (n_tokens, width, n_labels), where
+``Y[i, d, a]`` is the score that tokens i..i+d form an entity of label a. Entries
+with ``i + d >= n_tokens`` are padding (see ``span_mask``). The width is
+``min(n_tokens, max_length)``, further capped by ``score_budget`` for very long
+docs so that memory stays linear in the doc length.
+"""
+
+import warnings
+from typing import Any, Callable, List, Optional, Tuple
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import ArgsKwargs, Model, Ops, PyTorchWrapper_v2, chain, torch2xp, xp2torch
+from thinc.types import Floats2d, Floats3d
+
+HEAD_NAME = "global_pointer_head"
+
+
+@registry.architectures("spacy-globalpointer.GlobalPointer.v1")
+def build_global_pointer(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    nO: Optional[int] = None,
+    head_width: int = 64,
+    rope: bool = True,
+    efficient: bool = False,
+    max_length: Optional[int] = None,
+    score_budget: int = 50_000_000,
+) -> Model[List[Doc], List[Floats3d]]:
+    """Build a GlobalPointer span scorer on top of any tok2vec.
+
+    tok2vec: the token encoder (Tok2Vec, Tok2VecListener, TransformerListener ...).
+    nO: number of labels; set by the component from its labels.
+    head_width: size D of each query/key vector (even, for RoPE pairs).
+    rope: apply rotary position encoding, so scores see the relative offset j - i.
+    efficient: Efficient GlobalPointer (shared q/k, per-label start/end biases).
+    max_length: longest span scored, in tokens (None: no bound). Cost is
+        O(n * max_length * labels) per doc instead of O(n^2 * labels).
+    score_budget: most scores computed for one doc (and one padded chunk of
+        docs). A doc whose n * width * labels exceeds it is scored on a narrower
+        band, so memory stays bounded; spans up to that width stay exact.
+    """
+    if not isinstance(head_width, int) or head_width < 2 or head_width % 2:
+        raise ValueError(f"head_width must be an even integer >= 2, got {head_width!r}")
+    if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
+        raise ValueError(f"max_length must be a positive integer or null, got {max_length!r}")
+    if not isinstance(score_budget, int) or score_budget < 1:
+        raise ValueError(f"score_budget must be a positive integer, got {score_budget!r}")
+    head = Model(
+        HEAD_NAME,
+        _head_forward,
+        init=_head_init,
+        dims={"nI": None, "nO": nO},
+        attrs={
+            "head_width": head_width,
+            "rope": rope,
+            "efficient": efficient,
+            "max_length": max_length,
+            "score_budget": score_budget,
+        },
+    )
+    model: Model[List[Doc], List[Floats3d]] = chain(tok2vec, head)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("head", head)
+    return model
+
+
+def span_width(n_tokens: int, n_labels: int, max_length: Optional[int], score_budget: int) -> int:
+    """The band width scored for a doc of n_tokens: spans of up to this many tokens."""
+    width = n_tokens if max_length is None else min(n_tokens, max_length)
+    if n_tokens and n_tokens * width * max(n_labels, 1) > score_budget:
+        width = max(1, score_budget // (n_tokens * max(n_labels, 1)))
+    return width
+
+
+def span_mask(ops: Ops, n_tokens: int, width: int) -> Any:
+    """Boolean (n_tokens, width): True where i + d < n_tokens, i.e. a real span."""
+    starts = ops.xp.arange(n_tokens)[:, None]
+    return (starts + ops.xp.arange(width)[None, :]) < n_tokens
+
+
+def build_head_layers(head: Model) -> None:
+    """Create the torch module once nI and nO are known (also before deserialising)."""
+    from .torch_head import GlobalPointerHead  # torch is only needed once a model is built
+
+    for dim in ("nI", "nO"):
+        if not head.has_dim(dim):
+            raise ValueError(
+                f"Cannot build the GlobalPointer head: dimension {dim} is unset. "
+                "Initialize the component with labels (nO) and sample docs (nI)."
+            )
+    module = GlobalPointerHead(
+        head.get_dim("nI"),
+        head.get_dim("nO"),
+        head.attrs["head_width"],
+        rope=head.attrs["rope"],
+        efficient=head.attrs["efficient"],
+    )
+    wrapper = PyTorchWrapper_v2(
+        module, convert_inputs=_convert_inputs, convert_outputs=_convert_outputs
+    )
+    head._layers[:] = [wrapper]
+
+
+def _head_init(model: Model, X: Optional[List[Floats2d]] = None, Y: Any = None) -> None:
+    if X is not None and len(X):
+        model.set_dim("nI", int(X[0].shape[1]), force=True)
+    build_head_layers(model)
+
+
+def _head_forward(
+    model: Model, X: List[Floats2d], is_train: bool
+) -> Tuple[List[Floats3d], Callable[[List[Floats3d]], List[Floats2d]]]:
+    if not model.layers:
+        raise ValueError(
+            "The GlobalPointer head has no weights yet: call nlp.initialize() "
+            "(or load a trained pipeline) before using it."
+        )
+    ops = model.ops
+    wrapper = model.layers[0]
+    n_labels = model.get_dim("nO")
+    budget = model.attrs["score_budget"]
+    lengths = [int(x.shape[0]) for x in X]
+    widths = [span_width(n, n_labels, model.attrs["max_length"], budget) for n in lengths]
+    _warn_if_capped(lengths, widths, model.attrs["max_length"])
+    Y: List[Floats3d] = [ops.alloc3f(n, w, n_labels) for n, w in zip(lengths, widths)]
+    chunk_backprops = []
+    for chunk in _chunks(lengths, widths, n_labels, budget):
+        padded = ops.pad([X[i] for i in chunk])
+        width = max(widths[i] for i in chunk)
+        Y_chunk, backprop_chunk = wrapper((padded, width), is_train)
+        for row, i in enumerate(chunk):
+            Y[i] = Y_chunk[row, : lengths[i], : widths[i]]
+        chunk_backprops.append((chunk, Y_chunk.shape, backprop_chunk))
+
+    def backprop(dY: List[Floats3d]) -> List[Floats2d]:
+        dX: List[Floats2d] = [ops.alloc2f(*x.shape) for x in X]
+        for chunk, shape, backprop_chunk in chunk_backprops:
+            dY_chunk = ops.alloc(shape, dtype="f")
+            for row, i in enumerate(chunk):
+                dY_chunk[row, : lengths[i], : widths[i]] = dY[i]
+            dX_chunk = backprop_chunk(dY_chunk)
+            for row, i in enumerate(chunk):
+                dX[i] = dX_chunk[row, : lengths[i]]
+        return dX
+
+    return Y, backprop
+
+
+def _chunks(
+    lengths: List[int], widths: List[int], n_labels: int, budget: int
+) -> List[List[int]]:
+    """Group non-empty docs, longest first, so a padded chunk stays within budget."""
+    order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
+    chunks: List[List[int]] = []
+    current: List[int] = []
+    chunk_width = 0
+    for i in order:
+        width = max(chunk_width, widths[i])
+        if current and (len(current) + 1) * lengths[current[0]] * width * n_labels > budget:
+            chunks.append(current)
+            current, width = [], widths[i]
+        current.append(i)
+        chunk_width = width
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _warn_if_capped(lengths: List[int], widths: List[int], max_length: Optional[int]) -> None:
+    capped = [
+        (n, w)
+        for n, w in zip(lengths, widths)
+        if w < (n if max_length is None else min(n, max_length))
+    ]
+    if capped:
+        n, w = max(capped)
+        warnings.warn(
+            f"GlobalPointer: {len(capped)} doc(s) exceed score_budget; the longest "
+            f"({n} tokens) is scored for spans of up to {w} tokens only. Set a smaller "
+            "max_length or a larger score_budget.",
+            stacklevel=3,
+        )
+
+
+def _convert_inputs(
+    model: Model, X_width: Tuple[Floats3d, int], is_train: bool
+) -> Tuple[ArgsKwargs, Callable[[ArgsKwargs], Floats3d]]:
+    padded, width = X_width
+    device = model.shims[0].device
+    Xt = xp2torch(padded, requires_grad=is_train, device=device)
+
+    def reverse(dXt: ArgsKwargs) -> Floats3d:
+        return torch2xp(dXt.args[0])
+
+    return ArgsKwargs(args=(Xt, width), kwargs={}), reverse
+
+
+def _convert_outputs(
+    model: Model, X_Yt: Tuple[Any, Any], is_train: bool
+) -> Tuple[Floats3d, Callable[[Floats3d], ArgsKwargs]]:
+    _, Yt = X_Yt
+    device = model.shims[0].device
+    Y = torch2xp(Yt.float())
+
+    def reverse(dY: Floats3d) -> ArgsKwargs:
+        dYt = xp2torch(dY, device=device)
+        return ArgsKwargs(args=((Yt,),), kwargs={"grad_tensors": (dYt,)})
+
+    return Y, reverse

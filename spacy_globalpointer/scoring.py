@@ -1,0 +1,102 @@
+"""Loss and decoding on banded span scores: small pure functions over arrays.
+
+A doc's scores have shape (n, width, n_labels); ``scores[i, d, a]`` is s_a(i, i + d),
+valid where i + d < n (``model.span_mask``).
+"""
+
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy
+from thinc.api import Ops
+from thinc.types import Floats3d, Ints2d
+
+from .model import span_mask
+
+
+def global_pointer_loss(
+    ops: Ops, scores: Sequence[Floats3d], gold: Sequence[Optional[Ints2d]]
+) -> Tuple[float, List[Floats3d]]:
+    """Multi-label categorical cross-entropy, per doc and label, with its gradient.
+
+    gold[b] holds the positive spans of doc b as rows (start, offset, label) with
+    offset = end - start - 1 < width; None marks a doc without annotation for
+    this key, which contributes no loss and no gradient.
+
+    For each doc and label a, with P the gold spans and Q every other valid span:
+        L_a = log(1 + sum_P e^{-s}) + log(1 + sum_Q e^{s})
+    Both terms are a log-sum-exp with an extra zero logit (the "1"), computed with
+    the max subtracted so that no sentinel values are needed. The gradient of the
+    first term is -softmax over {0} U {-s_P} at each positive span; of the second,
+    softmax over {0} U {s_Q} at each negative span. Padding never enters.
+    """
+    xp = ops.xp
+    d_scores = [ops.alloc3f(*s.shape) for s in scores]
+    rows = [b for b, s in enumerate(scores) if gold[b] is not None and s.size]
+    if not rows:
+        return 0.0, d_scores
+    n_labels = scores[rows[0]].shape[2]
+    flat_scores, flat_valid, flat_positive = [], [], []
+    for b in rows:
+        n, width, _ = scores[b].shape
+        valid = xp.broadcast_to(span_mask(ops, n, width)[:, :, None], scores[b].shape)
+        positive = xp.zeros(scores[b].shape, dtype=bool)
+        spans = gold[b]
+        if len(spans):
+            positive[spans[:, 0], spans[:, 1], spans[:, 2]] = True
+        flat_scores.append(scores[b].reshape(-1, n_labels))
+        flat_valid.append(valid.reshape(-1, n_labels))
+        flat_positive.append(positive.reshape(-1, n_labels))
+    # Pad into (docs, spans, labels) so both terms are computed for all docs at once.
+    S = ops.pad(flat_scores)
+    valid = ops.pad(flat_valid)
+    positive = ops.pad(flat_positive) & valid
+    negative = valid & ~positive
+    neg_inf = xp.asarray(-xp.inf, dtype=S.dtype)
+    pos_logits = xp.where(positive, -S, neg_inf)
+    neg_logits = xp.where(negative, S, neg_inf)
+    pos_lse = _logsumexp_with_zero(xp, pos_logits)
+    neg_lse = _logsumexp_with_zero(xp, neg_logits)
+    loss = float((pos_lse + neg_lse).sum())
+    d_padded = xp.exp(neg_logits - neg_lse[:, None, :]) - xp.exp(pos_logits - pos_lse[:, None, :])
+    for row, b in enumerate(rows):
+        n, width, _ = scores[b].shape
+        d_scores[b] = d_padded[row, : n * width].reshape(n, width, n_labels)
+    return loss, d_scores
+
+
+def _logsumexp_with_zero(xp: Any, logits: Any) -> Any:
+    """log(1 + sum(exp(logits), axis=1)); -inf entries contribute nothing."""
+    shift = xp.maximum(logits.max(axis=1), 0.0)
+    total = xp.exp(-shift) + xp.exp(logits - shift[:, None, :]).sum(axis=1)
+    return shift + xp.log(total)
+
+
+def decode_spans(
+    scores: numpy.ndarray, threshold: float
+) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """Every valid span scoring above threshold, as (starts, ends, labels, scores).
+
+    Ends are exclusive. Order is (start, end, label): np.nonzero walks the
+    (start, offset, label) axes in C order.
+    """
+    n, width, _ = scores.shape
+    valid = numpy.arange(n)[:, None] + numpy.arange(width)[None, :] < n
+    starts, offsets, labels = numpy.nonzero((scores > threshold) & valid[:, :, None])
+    return starts, starts + offsets + 1, labels, scores[starts, offsets, labels]
+
+
+def select_non_overlapping(
+    starts: numpy.ndarray, ends: numpy.ndarray, scores: numpy.ndarray
+) -> List[int]:
+    """Indices of the best-scoring spans that share no token, greedily by score.
+
+    Ties go to the earlier span in the given order; the result is in given order.
+    """
+    order = numpy.argsort(-scores, kind="stable")
+    taken = numpy.zeros(int(ends.max()) if len(ends) else 0, dtype=bool)
+    chosen = []
+    for k in order:
+        if not taken[starts[k] : ends[k]].any():
+            taken[starts[k] : ends[k]] = True
+            chosen.append(int(k))
+    return sorted(chosen)

@@ -1,0 +1,125 @@
+"""The GlobalPointer scoring head as a torch module.
+
+Kept apart from the Thinc wrapper (``model.py``) so that torch is only imported
+once a model is actually built.
+
+Scores come out *banded*: ``scores[b, i, d, a]`` is s_a(i, i + d) for
+``0 <= d < width``. With ``width == n`` this is the full upper triangle; with a
+span-width bound it is O(n * width) instead of O(n^2). Entries with
+``i + d >= length`` are padding and must be masked by the caller.
+"""
+
+import math
+from typing import Tuple
+
+import torch
+from torch import Tensor, nn
+
+ROPE_BASE = 10000.0
+
+
+def rope_tables(n_positions: int, head_width: int, *, like: Tensor) -> Tuple[Tensor, Tensor]:
+    """Cosine and sine tables of shape (n_positions, head_width) for interleaved RoPE.
+
+    Pair (2k, 2k+1) rotates by angle pos * base^(-2k / head_width).
+    """
+    inv_freq = ROPE_BASE ** (
+        -torch.arange(0, head_width, 2, device=like.device, dtype=torch.float32) / head_width
+    )
+    positions = torch.arange(n_positions, device=like.device, dtype=torch.float32)
+    angles = positions[:, None] * inv_freq[None, :]
+    # Each angle serves both members of its pair.
+    angles = angles.repeat_interleave(2, dim=-1)
+    return angles.cos().to(like.dtype), angles.sin().to(like.dtype)
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate interleaved pairs of the last axis. x: (B, N, H, D); cos/sin: (N, D)."""
+    x_even = x[..., 0::2]
+    x_odd = x[..., 1::2]
+    # rotate_half for interleaved pairs: (x0, x1) -> (-x1, x0)
+    rotated = torch.stack((-x_odd, x_even), dim=-1).flatten(-2)
+    return x * cos[None, :, None, :] + rotated * sin[None, :, None, :]
+
+
+def band_dot(q: Tensor, k: Tensor, width: int) -> Tensor:
+    """out[b, i, d, h] = <q[b, i, h], k[b, i + d, h]> for d < width (0 where i + d >= N).
+
+    q, k: (B, N, H, D). Uses whichever loop is shorter: one step per diagonal
+    (width steps) or one matmul per block of `width` rows (N / width steps), so
+    the cost is O(N * width * H * D) with at most sqrt(N) Python-level steps.
+    """
+    n_batch, length, n_heads, _ = q.shape
+    if width <= 0 or length == 0:
+        return q.new_zeros((n_batch, length, max(width, 0), n_heads))
+    if width * width <= length:
+        diagonals = []
+        for d in range(width):
+            diag = (q[:, : length - d] * k[:, d:]).sum(-1)
+            diagonals.append(nn.functional.pad(diag, (0, 0, 0, d)))
+        return torch.stack(diagonals, dim=2)
+    blocks = []
+    offsets = torch.arange(width, device=q.device)
+    for row in range(0, length, width):
+        q_block = q[:, row : row + width]
+        k_block = k[:, row : row + 2 * width - 1]
+        n_rows, n_cols = q_block.shape[1], k_block.shape[1]
+        # (B, H, rows, cols): every query row of the block against the keys it can reach
+        full = torch.einsum("bihd,bjhd->bhij", q_block, k_block)
+        cols = torch.arange(n_rows, device=q.device)[:, None] + offsets[None, :]
+        valid = cols < n_cols
+        index = cols.clamp(max=n_cols - 1).expand(n_batch, n_heads, n_rows, width)
+        band = torch.gather(full, 3, index) * valid
+        blocks.append(band.permute(0, 2, 3, 1))
+    return torch.cat(blocks, dim=1)
+
+
+def band_gather(x: Tensor, width: int) -> Tensor:
+    """out[b, i, d, :] = x[b, i + d, :] (0 where i + d >= N). x: (B, N, H)."""
+    length = x.shape[1]
+    cols = torch.arange(length, device=x.device)[:, None] + torch.arange(width, device=x.device)
+    valid = (cols < length).to(x.dtype)
+    gathered = x[:, cols.clamp(max=max(length - 1, 0))]
+    return gathered * valid[None, :, :, None]
+
+
+class GlobalPointerHead(nn.Module):
+    """Span scores s_a(i, j) = (R_i q_i,a)^T (R_j k_j,a) / sqrt(head_width).
+
+    efficient=False: one q/k projection per label.
+    efficient=True (Efficient GlobalPointer): one shared q/k projection p_i, plus
+    per-label start/end biases read off p_i: s_a(i, j) = <R_i q_i, R_j k_j> / sqrt(D)
+    + (b_start_a(i) + b_end_a(j)) / 2.
+    """
+
+    def __init__(
+        self, n_in: int, n_labels: int, head_width: int, *, rope: bool, efficient: bool
+    ) -> None:
+        super().__init__()
+        if head_width % 2:
+            raise ValueError(f"head_width must be even for RoPE pairs, got {head_width}")
+        self.n_labels = n_labels
+        self.head_width = head_width
+        self.rope = rope
+        self.efficient = efficient
+        n_heads = 1 if efficient else n_labels
+        self.qk = nn.Linear(n_in, n_heads * 2 * head_width)
+        self.bias = nn.Linear(2 * head_width, 2 * n_labels) if efficient else None
+
+    def forward(self, X: Tensor, width: int) -> Tensor:
+        """X: (B, N, n_in) -> banded scores (B, N, width, n_labels)."""
+        n_batch, length, _ = X.shape
+        D = self.head_width
+        projected = self.qk(X)
+        qk = projected.view(n_batch, length, -1, 2 * D)
+        q, k = qk[..., :D], qk[..., D:]
+        if self.rope:
+            cos, sin = rope_tables(length, D, like=q)
+            q = apply_rope(q, cos, sin)
+            k = apply_rope(k, cos, sin)
+        scores = band_dot(q, k, width) / math.sqrt(D)
+        if self.bias is not None:
+            biases = self.bias(projected) / 2
+            start, end = biases[..., : self.n_labels], biases[..., self.n_labels :]
+            scores = scores + start[:, :, None, :] + band_gather(end, width)
+        return scores
