@@ -20,9 +20,9 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 DEFAULT_SPANS_KEY = "sc"
-# GlobalPointer scores every (start, end) token pair, so memory grows with the square of
-# a text's length: 20,000 characters (~4,000 tokens) is already ~64 MB of scores per label.
-DEFAULT_MAX_CHARS = 20_000
+# nlp.pipe pads each batch to its longest doc, so one runaway text (a whole book on one
+# line) multiplies the memory of its whole batch; such texts are reported, not annotated.
+DEFAULT_MAX_CHARS = 100_000
 DEFAULT_BATCH_SIZE = 64
 
 Record = Dict[str, Any]
@@ -50,7 +50,9 @@ def load_pipeline(model_path: Union[str, Path], *, exclude: Sequence[str] = ()) 
     return nlp
 
 
-def check_text(value: Any, max_chars: Optional[int] = DEFAULT_MAX_CHARS) -> Tuple[Optional[str], Optional[str]]:
+def check_text(
+    value: Any, max_chars: Optional[int] = DEFAULT_MAX_CHARS
+) -> Tuple[Optional[str], Optional[str]]:
     """Return ``(text, None)`` for an annotatable value, else ``(None, reason)``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         # pandas turns missing strings into None or NaN depending on the column dtype.
@@ -100,12 +102,14 @@ def _pipe_records(
     ids: Sequence[Any],
     spans_key: str,
     batch_size: int,
-) -> Dict[int, Record]:
+    out: Dict[int, Record],
+) -> None:
+    """Annotate ``items`` into ``out``; on an exception, ``out`` holds what was done."""
     texts = (text for _, text in items)
-    out: Dict[int, Record] = {}
-    for (i, _), doc in zip(items, nlp.pipe(texts, batch_size=batch_size)):
+    # Indexing rather than zip(strict=...), which needs Python 3.10.
+    for k, doc in enumerate(nlp.pipe(texts, batch_size=batch_size)):
+        i = items[k][0]
         out[i] = {"id": ids[i], "spans": doc_spans(doc, spans_key)}
-    return out
 
 
 def annotate_batch(
@@ -121,6 +125,11 @@ def annotate_batch(
 
     Invalid texts and texts on which the pipeline raises become error records, so one bad
     document never takes the batch (or the run) down with it.
+
+    Scores are reproducible given the same ``nlp.pipe`` batches: a doc padded into a batch
+    of longer docs can get scores that differ in the last float32 bits. The valid texts are
+    cut into batches of ``batch_size`` from the first, so callers that hand over the same
+    stream in multiples of ``batch_size`` get identical scores.
     """
     if len(ids) != len(texts):
         raise ValueError(f"got {len(ids)} ids for {len(texts)} texts")
@@ -132,22 +141,30 @@ def annotate_batch(
             records[i] = {"id": ids[i], "error": reason}
         else:
             good.append((i, text))  # type: ignore[arg-type]
+    done: Dict[int, Record] = {}
     # The memory zone frees the strings interned for these docs; the records hold plain
     # Python copies, so they outlive it.
     with _memory_zone(nlp):
-        try:
-            done = _pipe_records(nlp, good, ids, spans_key, batch_size)
-        except Exception:
-            # Find the culprit(s) one text at a time rather than losing the whole batch.
-            done = {}
-            for item in good:
-                try:
-                    done.update(_pipe_records(nlp, [item], ids, spans_key, 1))
-                except Exception as err:  # noqa: BLE001 - reported in the record
-                    done[item[0]] = {
-                        "id": ids[item[0]],
-                        "error": f"pipeline error: {type(err).__name__}: {err}",
-                    }
+        pos = 0
+        while pos < len(good):
+            try:
+                _pipe_records(nlp, good[pos:], ids, spans_key, batch_size, done)
+                break
+            except Exception:
+                # Docs come out a whole batch at a time, so the failed batch starts right
+                # after the last doc done. Find its culprit(s) one text at a time, then go
+                # on with the rest in the same batches as before.
+                pos = len(done)
+                end = min(pos + batch_size, len(good))
+                for item in good[pos:end]:
+                    try:
+                        _pipe_records(nlp, [item], ids, spans_key, 1, done)
+                    except Exception as err:  # noqa: BLE001 - reported in the record
+                        done[item[0]] = {
+                            "id": ids[item[0]],
+                            "error": f"pipeline error: {type(err).__name__}: {err}",
+                        }
+                pos = end
     for i, record in done.items():
         records[i] = record
     return [r for r in records if r is not None]
@@ -161,10 +178,14 @@ def annotate_texts(
     chunk_size: int = 1000,
     **kwargs: Any,
 ) -> Iterable[Record]:
-    """Stream records for an iterable of texts, ``chunk_size`` texts per memory zone.
+    """Stream records for an iterable of texts, about ``chunk_size`` texts per memory zone.
 
-    ``ids`` defaults to each text's position (0, 1, ...).
+    ``ids`` defaults to each text's position (0, 1, ...). ``chunk_size`` is rounded up to a
+    multiple of ``batch_size``.
     """
+    batch_size = int(kwargs.get("batch_size", DEFAULT_BATCH_SIZE))
+    # Whole batches per chunk, so the nlp.pipe batches (and scores) match one long pipe.
+    chunk_size = max(1, -(-chunk_size // batch_size)) * batch_size
     id_iter = iter(ids) if ids is not None else None
     chunk_ids: List[Any] = []
     chunk_texts: List[Any] = []
