@@ -1,0 +1,419 @@
+"""Batch annotation: the engine-agnostic core, the Ray Data predictor and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
+
+from spacy_globalpointer.__main__ import main
+from spacy_globalpointer.annotate import (
+    annotate_batch,
+    annotate_texts,
+    check_text,
+    doc_spans,
+    load_pipeline,
+    records_to_arrow,
+    row_to_record,
+)
+
+TRAIN = [
+    (
+        "IL-2 gene expression requires NF-kappa B in T cells.",
+        [
+            ("IL-2 gene", "DNA"),
+            ("IL-2", "protein"),
+            ("NF-kappa B", "protein"),
+            ("T cells", "cell_type"),
+        ],
+    ),
+    (
+        "The CD28 receptor activates human T lymphocytes.",
+        [("CD28 receptor", "protein"), ("human T lymphocytes", "cell_type")],
+    ),
+    (
+        "Jurkat cells express the c-fos gene.",
+        [("Jurkat cells", "cell_line"), ("c-fos gene", "DNA")],
+    ),
+]
+
+SUBJECTS = ["IL-2", "The CD28 receptor", "NF-kappa B", "c-fos", "Jurkat cells", "It"]
+VERBS = ["activates", "requires", "binds", "is expressed in", "inhibits"]
+OBJECTS = ["human T lymphocytes.", "the c-fos gene.", "T cells.", "IL-2 gene expression.", "it."]
+
+
+def make_texts(n: int) -> List[str]:
+    """n varied sentences, deterministic, with an empty text among them."""
+    texts = []
+    for i in range(n):
+        s = SUBJECTS[i % len(SUBJECTS)]
+        v = VERBS[(i // len(SUBJECTS)) % len(VERBS)]
+        o = OBJECTS[(i // 7) % len(OBJECTS)]
+        texts.append(f"{s} {v} {o}" + (" Again." * (i % 3)))
+    texts[17] = ""
+    return texts
+
+
+def train_tiny(path: Path) -> Path:
+    """A few updates of global_pointer on three sentences, saved to ``path``."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "global_pointer",
+        config={
+            "model": {
+                "head_width": 16,
+                "tok2vec": {"embed": {"width": 32}, "encode": {"width": 32, "depth": 1}},
+            }
+        },
+    )
+    examples = []
+    for text, ents in TRAIN:
+        ref = nlp.make_doc(text)
+        ref.spans["sc"] = [
+            ref.char_span(text.find(w), text.find(w) + len(w), label=label) for w, label in ents
+        ]
+        examples.append(Example(nlp.make_doc(text), ref))
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(15):
+        nlp.update(examples, sgd=optimizer)
+    nlp.to_disk(path)
+    return path
+
+
+# Scores can differ in the last float32 bits with a batch's padded length, so every path
+# below is compared on the same nlp.pipe batches: BATCH texts, cut from the first.
+BATCH = 25
+
+
+def pipe_records(nlp: Language, texts: List[str], key: str = "sc") -> List[Dict[str, Any]]:
+    """The reference: plain in-process nlp.pipe, read straight off doc.spans."""
+    out = []
+    for i, doc in enumerate(nlp.pipe(texts, batch_size=BATCH)):
+        group = doc.spans[key] if key in doc.spans else []
+        scores = group.attrs["scores"] if len(group) else []
+        spans = [
+            [s.start_char, s.end_char, s.label_, float(scores[k])] for k, s in enumerate(group)
+        ]
+        out.append({"id": i, "spans": spans})
+    return out
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("models") / "tiny_gp")
+
+
+@pytest.fixture(scope="session")
+def nlp(model_path) -> Language:
+    return load_pipeline(model_path)
+
+
+@pytest.fixture(scope="session")
+def texts() -> List[str]:
+    return make_texts(200)
+
+
+@pytest.fixture(scope="session")
+def expected(nlp, texts) -> List[Dict[str, Any]]:
+    records = pipe_records(nlp, texts)
+    # A vacuous comparison would prove nothing: the tiny model must predict something.
+    assert sum(len(r["spans"]) for r in records) > 50
+    return records
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster shared by every Ray test (start-up takes seconds)."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    pytest.importorskip("pyarrow")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    yield ray
+    ray.shutdown()
+
+
+# --- the core ---------------------------------------------------------------------------
+
+
+def test_load_pipeline_once_per_process(model_path):
+    assert load_pipeline(model_path) is load_pipeline(model_path)
+
+
+@pytest.mark.parametrize(
+    "value,reason",
+    [
+        (None, "missing text"),
+        (float("nan"), "missing text"),
+        (3, "text is not a string (got int)"),
+        (["a"], "text is not a string (got list)"),
+        (b"caf\xe9", "bad encoding: not valid UTF-8"),
+        ("a\udc80b", "bad encoding: unpaired surrogate at character 1"),
+        ("x" * 11, "text too long (11 characters > 10)"),
+    ],
+)
+def test_check_text_rejects(value, reason):
+    text, got = check_text(value, max_chars=10)
+    assert text is None
+    assert got.startswith(reason)
+
+
+def test_check_text_accepts():
+    assert check_text("", 10) == ("", None)
+    assert check_text("café".encode(), 10) == ("café", None)
+    assert check_text("x" * 10, 10) == ("x" * 10, None)
+
+
+def test_annotate_batch_equals_nlp_pipe(nlp, texts, expected):
+    assert annotate_batch(nlp, list(range(len(texts))), texts, batch_size=BATCH) == expected
+    # Chunked streaming (one memory zone per chunk) gives the same records.
+    assert list(annotate_texts(nlp, texts, chunk_size=37, batch_size=BATCH)) == expected
+
+
+def test_annotate_batch_keeps_bad_records_in_place(nlp):
+    ids = ["a", "b", "c", "d"]
+    records = annotate_batch(nlp, ids, [TRAIN[0][0], 42, "x" * 60, TRAIN[1][0]], max_chars=55)
+    assert [r["id"] for r in records] == ids
+    assert records[1] == {"id": "b", "error": "text is not a string (got int)"}
+    assert records[2]["error"].startswith("text too long")
+    # The two valid texts went through nlp.pipe together, as one batch.
+    reference = [doc_spans(doc) for doc in nlp.pipe([TRAIN[0][0], TRAIN[1][0]])]
+    assert [records[0]["spans"], records[3]["spans"]] == reference
+
+
+@Language.component("test_annotate_explode_on_boom")
+def explode_on_boom(doc: Doc) -> Doc:
+    if "boom" in doc.text:
+        raise RuntimeError("boom")
+    return doc
+
+
+def test_annotate_batch_survives_pipeline_errors():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("test_annotate_explode_on_boom")
+    records = annotate_batch(nlp, [0, 1, 2], ["fine", "boom here", "also fine"])
+    assert records == [
+        {"id": 0, "spans": []},
+        {"id": 1, "error": "pipeline error: RuntimeError: boom"},
+        {"id": 2, "spans": []},
+    ]
+
+
+def test_arrow_round_trip_is_exact(expected):
+    pytest.importorskip("pyarrow")
+    records = expected[:20] + [{"id": 99, "error": "text too long"}]
+    table = records_to_arrow(records)
+    assert [row_to_record(row) for row in table.to_pylist()] == records
+
+
+# --- Ray Data ---------------------------------------------------------------------------
+
+
+def blocks_of(ray, items: List[Dict[str, Any]], size: int) -> Any:
+    """A dataset whose blocks are consecutive runs of ``size`` rows, so that Ray batches of
+    ``size`` are the same nlp.pipe batches as in the reference."""
+    import pandas as pd
+
+    return ray.data.from_pandas(
+        [pd.DataFrame(items[i : i + size]) for i in range(0, len(items), size)]
+    )
+
+
+def test_map_batches_equals_nlp_pipe(ray_cluster, model_path, texts, expected):
+    from spacy_globalpointer.ray_annotate import GlobalPointerPredictor
+
+    items = [{"id": i, "text": t} for i, t in enumerate(texts)]
+    # A last block of bad rows: they come back as errors, never dropped.
+    bad = [{"id": 200, "text": None}, {"id": 201, "text": "x" * 101}, {"id": 202, "text": "ok"}]
+    out = blocks_of(ray_cluster, items + bad, BATCH).map_batches(
+        GlobalPointerPredictor,
+        fn_constructor_kwargs={"model_path": str(model_path), "max_chars": 100},
+        concurrency=2,
+        num_cpus=1,
+        batch_size=BATCH,
+        batch_format="pandas",
+    )
+    rows = out.take_all()
+    assert len(rows) == len(items) + len(bad)
+    records = sorted((row_to_record(r) for r in rows), key=lambda r: r["id"])
+    assert records[: len(texts)] == expected
+    assert records[len(texts) :] == [
+        {"id": 200, "error": "missing text"},
+        {"id": 201, "error": "text too long (101 characters > 100)"},
+        {"id": 202, "spans": records[202]["spans"]},
+    ]
+
+
+def test_predictor_in_an_actor_numpy_batch(ray_cluster, nlp, model_path, texts):
+    """One actor with 2 CPUs: torch gets 2 threads; a numpy batch gives the same records."""
+    import numpy as np
+
+    from spacy_globalpointer.ray_annotate import GlobalPointerPredictor
+
+    actor = ray_cluster.remote(num_cpus=2)(GlobalPointerPredictor).remote(str(model_path))
+
+    def threads(self):
+        import torch
+
+        return self.num_threads, torch.get_num_threads()
+
+    try:
+        assert ray_cluster.get(actor.__ray_call__.remote(threads), timeout=120) == (2, 2)
+        batch = {"id": np.arange(BATCH), "text": np.array(texts[:BATCH], dtype=object)}
+        table = ray_cluster.get(actor.__call__.remote(batch), timeout=120)
+    finally:
+        ray_cluster.kill(actor)
+    records = [row_to_record(r) for r in table.to_pylist()]
+    assert records == annotate_batch(nlp, list(range(BATCH)), texts[:BATCH])
+
+
+# --- the CLI ----------------------------------------------------------------------------
+
+
+def write_input(path: Path, texts: List[str]) -> Dict[int, str]:
+    """JSON lines with the good texts plus malformed lines; returns {line: reason prefix}."""
+    bad_lines = {
+        3: (b'{"text": "unterminated\n', "bad JSON"),
+        10: (b'{"body": "no text field"}\n', "missing text field 'text'"),
+        11: (b'{"text": 7}\n', "text is not a string (got int)"),
+        20: (b'{"text": "' + b"y" * 600 + b'"}\n', "text too long (600 characters > 500)"),
+        25: (b'{"text": "caf\xe9"}\n', "bad encoding"),
+        30: (b'{"text": "lone \\udc80 surrogate"}\n', "bad encoding: unpaired surrogate"),
+        31: (b"\n", "empty line"),
+        40: (b'["not", "an", "object"]\n', "not a JSON object"),
+    }
+    good = iter(texts)
+    with path.open("wb") as f:
+        line = 1
+        for text in good:
+            while line in bad_lines:
+                f.write(bad_lines[line][0])
+                line += 1
+            f.write(json.dumps({"text": text}).encode() + b"\n")
+            line += 1
+    return {line: reason for line, (_, reason) in bad_lines.items()}
+
+
+def read_jsonl(path: Path) -> List[Dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="session")
+def cli_input(tmp_path_factory, texts):
+    path = tmp_path_factory.mktemp("cli") / "input.jsonl"
+    bad = write_input(path, texts)
+    return path, bad
+
+
+@pytest.fixture(scope="session")
+def local_output(cli_input, model_path):
+    path, _ = cli_input
+    out = path.with_name("local.jsonl")
+    argv = ["annotate", str(model_path), str(path), str(out), "--max-chars", "500", "--quiet"]
+    assert main([*argv, "--batch-size", str(BATCH)]) == 0
+    return out
+
+
+def test_cli_local_matches_nlp_pipe(local_output, cli_input, texts, expected):
+    _, bad = cli_input
+    records = read_jsonl(local_output)
+    assert len(records) == len(texts)
+    assert [r["spans"] for r in records] == [r["spans"] for r in expected]
+    # Default ids are line numbers: good lines are those not listed as bad, in order.
+    good_lines = [n for n in range(1, len(texts) + len(bad) + 1) if n not in bad]
+    assert [r["id"] for r in records] == good_lines
+
+
+def test_cli_errors_have_line_numbers(local_output, cli_input, capsys):
+    _, bad = cli_input
+    errors = read_jsonl(Path(str(local_output) + ".errors.jsonl"))
+    assert [e["line"] for e in errors] == sorted(bad)
+    for err in errors:
+        assert err["error"].startswith(bad[err["line"]]), err
+
+
+def test_cli_ray_output_identical(ray_cluster, local_output, cli_input, model_path):
+    path, _ = cli_input
+    out = path.with_name("ray.jsonl")
+    argv = ["annotate", str(model_path), str(path), str(out), "--max-chars", "500", "--quiet"]
+    argv += ["--batch-size", str(BATCH), "--ray-address", "local", "--workers", "2"]
+    argv += ["--ray-batch-size", "50"]
+    assert main(argv) == 0
+    assert out.read_bytes() == local_output.read_bytes()
+    errors = Path(str(out) + ".errors.jsonl").read_bytes()
+    assert errors == Path(str(local_output) + ".errors.jsonl").read_bytes()
+
+
+def test_cli_parquet_round_trip(tmp_path, model_path, texts, expected):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    ids = [f"doc-{i}" for i in range(40)]
+    pq.write_table(pa.table({"doc": ids, "text": texts[:40]}), tmp_path / "in.parquet")
+    argv = [
+        "annotate",
+        str(model_path),
+        str(tmp_path / "in.parquet"),
+        str(tmp_path / "out.parquet"),
+    ]
+    assert main([*argv, "--id-field", "doc", "--batch-size", str(BATCH), "--quiet"]) == 0
+    rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert [row_to_record(r) for r in rows] == [
+        {"id": ids[k], "spans": e["spans"]} for k, e in enumerate(expected[:40])
+    ]
+
+
+# --- nlp.pipe(n_process=2) under spawn and forkserver ------------------------------------
+
+N_PROCESS_SCRIPT = textwrap.dedent(
+    """
+    import json, multiprocessing, sys
+
+    def main():
+        method, model, texts_path = sys.argv[1:4]
+        # spaCy's multiprocessing pipe uses the default context, so this picks the method.
+        multiprocessing.set_start_method(method)
+        from spacy_globalpointer.annotate import doc_spans, load_pipeline
+        nlp = load_pipeline(model)
+        texts = json.load(open(texts_path))
+        batch = int(sys.argv[4])
+        one = [doc_spans(d) for d in nlp.pipe(texts, batch_size=batch)]
+        two = [doc_spans(d) for d in nlp.pipe(texts, batch_size=batch, n_process=2)]
+        print(json.dumps({"one": one, "two": two}))
+
+    if __name__ == "__main__":  # spawned children re-import this file
+        main()
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_n_process_start_methods(method, tmp_path, model_path, texts, expected):
+    script = tmp_path / "n_process.py"
+    script.write_text(N_PROCESS_SCRIPT)
+    texts_path = tmp_path / "texts.json"
+    texts_path.write_text(json.dumps(texts[:60]))
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(script), method, str(model_path), str(texts_path), str(BATCH)],
+            capture_output=True,
+            text=True,
+            timeout=180,  # a hang (e.g. a child that never starts) fails instead of blocking CI
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"nlp.pipe(n_process=2) under {method!r} hung for 180 s")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["two"] == result["one"]
+    assert result["one"] == [r["spans"] for r in expected[:60]]
