@@ -1,0 +1,252 @@
+"""Tests for the weasel project in project/: converters, configs and the `all`
+workflow end to end on the demo corpus."""
+
+import importlib
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT = REPO / "project"
+SCRIPTS = PROJECT / "scripts"
+GENIA = REPO.parent / "shared" / "data" / "genia"
+GENERATED = ["assets", "corpus", "training", "metrics", "packages", "visualize", "project.lock"]
+
+
+def _script(name: str):
+    # The scripts import their sibling helper module as a top-level name.
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    return importlib.import_module(name)
+
+
+def _docs(docbin: DocBin, lang: str = "en"):
+    # Round trip through bytes, as the training corpus reader will see them.
+    return list(DocBin().from_bytes(docbin.to_bytes()).get_docs(spacy.blank(lang).vocab))
+
+
+def _offsets(doc, key: str = "sc"):
+    return sorted((s.start_char, s.end_char, s.label_) for s in doc.spans[key])
+
+
+def _run(args, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"{args}\nSTDOUT:\n{result.stdout}\nSTDERR:\n{result.stderr}"
+    return result
+
+
+def _nested_pairs(spans):
+    return [
+        (a, b) for a in spans for b in spans
+        if a is not b and b.start <= a.start and a.end <= b.end and (a.start, a.end) != (b.start, b.end)
+    ]
+
+
+# --- JSONL converter -------------------------------------------------------------------
+
+
+def test_jsonl_roundtrip_nested_english():
+    convert = _script("convert_jsonl")
+    text = "She left the Bank of England for the University of Cambridge in 2019."
+    ents = [(13, 28, "ORG"), (21, 28, "GPE"), (37, 60, "ORG"), (51, 60, "GPE"), (37, 47, "X")]
+    record = {
+        "id": "en-1",
+        "text": text,
+        "entities": [{"start": s, "end": e, "label": lab, "text": text[s:e]} for s, e, lab in ents],
+    }
+    docbin, report = convert.convert_records([record], lang="en")
+    (doc,) = _docs(docbin)
+    assert doc.text == text
+    assert _offsets(doc) == sorted(ents)
+    assert report["misaligned"] == 0 and report["spans_kept"] == len(ents)
+    assert len(_nested_pairs(list(doc.spans["sc"]))) == 3
+
+
+def test_jsonl_roundtrip_chinese():
+    convert = _script("convert_jsonl")
+    text = "北京大学的张伟教授在上海交通大学做报告。"
+    ents = [(0, 4, "organization"), (0, 2, "address"), (5, 7, "name"), (10, 16, "organization"), (10, 12, "address")]
+    record = {"id": "zh-1", "text": text, "entities": [{"start": s, "end": e, "label": lab} for s, e, lab in ents]}
+    docbin, report = convert.convert_records([record], lang="zh")
+    (doc,) = _docs(docbin, "zh")
+    # spacy.blank("zh") segments per character, so every Chinese offset is a token edge.
+    assert len(doc) == len(text)
+    assert doc.text == text
+    assert _offsets(doc) == sorted(ents)
+    assert [doc.text[s:e] for s, e, _ in _offsets(doc)] == [text[s:e] for s, e, _ in sorted(ents)]
+    assert report["misaligned"] == 0
+
+
+def _misaligned_record():
+    # "Inter" ends inside the token "Interleukin-2": no strict token alignment exists.
+    text = "Interleukin-2 activates T cells."
+    return {"id": "m-1", "text": text, "entities": [
+        {"start": 0, "end": 5, "label": "X", "text": "Inter"},
+        {"start": 24, "end": 31, "label": "cell_type", "text": "T cells"},
+    ]}
+
+
+def test_misaligned_spans_are_counted_and_listed():
+    convert = _script("convert_jsonl")
+    docbin, report = convert.convert_records([_misaligned_record()], alignment=convert.Alignment.strict)
+    assert report["misaligned"] == 1
+    assert report["misaligned_spans"][0]["text"] == "Inter"
+    assert report["spans_in"] == report["spans_kept"] + report["misaligned"]
+    assert _offsets(_docs(docbin)[0]) == [(24, 31, "cell_type")]
+
+    _, expanded = convert.convert_records([_misaligned_record()], alignment=convert.Alignment.expand)
+    assert expanded["misaligned"] == 0 and expanded["adjusted"] == 1 and expanded["spans_kept"] == 2
+
+    split_bin, split = convert.convert_records([_misaligned_record()], alignment=convert.Alignment.split)
+    assert split["misaligned"] == 0 and split["adjusted"] == 0
+    assert _offsets(_docs(split_bin)[0]) == [(0, 5, "X"), (24, 31, "cell_type")]
+
+
+def test_convert_cli_writes_report(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(_misaligned_record()) + "\n", encoding="utf8")
+    out = tmp_path / "out.spacy"
+    result = _run([SCRIPTS / "convert_jsonl.py", src, out], cwd=PROJECT)
+    assert "misaligned=1" in result.stdout and "'Inter'" in result.stdout
+    report = json.loads(out.with_suffix(".report.json").read_text(encoding="utf8"))
+    assert report["misaligned"] == 1 and report["misaligned_spans"][0]["start"] == 0
+    assert out.exists()
+
+
+# --- GENIA converter -------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not (GENIA / "GENIAcorpus3.02.tgz").exists(),
+    reason=f"GENIA tgz not found at {GENIA}/GENIAcorpus3.02.tgz (shared benchmark data absent)",
+)
+def test_genia_converter_matches_published_counts(tmp_path):
+    genia = _script("convert_genia")
+    stats = genia.convert(GENIA / "GENIAcorpus3.02.tgz", GENIA / "splits", tmp_path)
+    assert {s: {k: c[k] for k in ("sentences", "entities")} for s, c in stats.items()} == {
+        "train": {"sentences": 15038, "entities": 46203},
+        "dev": {"sentences": 1765, "entities": 4714},
+        "test": {"sentences": 1732, "entities": 5119},
+    }
+    docs = list(DocBin().from_disk(tmp_path / "dev.spacy").get_docs(spacy.blank("en").vocab))
+    assert len(docs) == 1765 and sum(len(d.spans["sc"]) for d in docs) == 4714
+    # The published dev file, rebuilt from the same XML, agrees span for span.
+    if (GENIA / "dev.jsonl").exists():
+        lines = (GENIA / "dev.jsonl").read_text(encoding="utf8").splitlines()
+        gold = [json.loads(line) for line in lines if line.strip()]
+        for doc, rec in zip(docs, gold, strict=True):
+            assert doc.text == rec["text"]
+            assert _offsets(doc) == sorted((e["start"], e["end"], e["label"]) for e in rec["entities"])
+
+
+# --- configs ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tiny")
+    nlp = spacy.blank("en")
+    doc = nlp("The Bank of England met.")
+    doc.spans["sc"] = [doc.char_span(4, 19, "ORG"), doc.char_span(12, 19, "GPE")]
+    for name in ("train", "dev"):
+        DocBin(docs=[doc]).to_disk(path / f"{name}.spacy")
+    return path
+
+
+@pytest.mark.parametrize("config", ["cpu.cfg", "trf.cfg"])
+def test_configs_fill_and_validate(config, tiny_corpus, tmp_path):
+    pytest.importorskip("spacy_globalpointer")
+    if config == "trf.cfg":
+        pytest.importorskip("spacy_transformers")
+    filled = tmp_path / config
+    _run(["-m", "spacy", "init", "fill-config", PROJECT / "configs" / config, filled])
+    overrides = ["--paths.train", tiny_corpus / "train.spacy", "--paths.dev", tiny_corpus / "dev.spacy"]
+    if config == "trf.cfg":
+        # A local path: nothing is downloaded, and debug config does not load weights.
+        overrides += ["--variables.transformer_name", tmp_path / "no-such-model"]
+    for cfg in (PROJECT / "configs" / config, filled):
+        result = _run(["-m", "spacy", "debug", "config", cfg, *overrides])
+        assert "Config is valid" in result.stdout
+
+
+# --- the `all` workflow ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def project_run(tmp_path_factory):
+    """A copy of the project (without generated files) after `weasel run all`."""
+    pytest.importorskip("spacy_globalpointer")
+    root = tmp_path_factory.mktemp("project") / "project"
+    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(*GENERATED, "__pycache__"))
+    result = _run(
+        ["-m", "weasel", "run", "all", root, "--vars.max_steps", "120", "--vars.eval_frequency", "60"],
+        cwd=root,
+    )
+    return root, result.stdout
+
+
+@pytest.mark.slow
+def test_all_workflow_trains_and_predicts_nested(project_run):
+    root, stdout = project_run
+    metrics = json.loads((root / "metrics" / "dev.json").read_text(encoding="utf8"))
+    assert set(metrics["overall"]) == {"p", "r", "f"}
+    assert {"ORG", "GPE", "PERSON"} <= set(metrics["per_type"])
+    assert all(set(v) == {"p", "r", "f"} for v in metrics["per_type"].values())
+    assert metrics["overall"]["f"] > 0.5, metrics["overall"]
+    # `show` ends the workflow: nested predictions are printed indented under their parent.
+    assert "\n     [GPE]" in stdout
+    nlp = spacy.load(root / "training" / "model-best")
+    doc = nlp("Analysts at the Bank of England expect the University of Edinburgh to grow.")
+    assert _nested_pairs(list(doc.spans["sc"])), [(s.text, s.label_) for s in doc.spans["sc"]]
+
+
+@pytest.mark.slow
+def test_visualize_shows_nested_spans(project_run):
+    root, _ = project_run
+    _run(["-m", "weasel", "run", "visualize", root], cwd=root)
+    html = (root / "visualize" / "dev.html").read_text(encoding="utf8")
+    assert html.count("predicted") >= 10 and html.count("gold") >= 10
+    # displaCy stacks a span inside another span on a second line (a larger offset).
+    assert "top: 40px" in html and "top: 57px" in html
+
+
+@pytest.mark.slow
+def test_package_installs_and_loads_in_fresh_venv(project_run, tmp_path):
+    if not (importlib.util.find_spec("build") or importlib.util.find_spec("wheel")):
+        pytest.skip("spacy package needs 'build' (or 'wheel') to make a wheel: pip install build")
+    root, _ = project_run
+    _run(["-m", "weasel", "run", "package", root], cwd=root)
+    wheels = list((root / "packages").glob("*/dist/*.whl"))
+    assert len(wheels) == 1, wheels
+    env = tmp_path / "venv"
+    # System site-packages provide spaCy and spacy-globalpointer: the test runs offline.
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env)
+    python = env / "bin" / "python"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index", "--quiet", str(wheels[0])],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    code = (
+        "import spacy; nlp = spacy.load('en_globalpointer_demo'); "
+        "doc = nlp('The Bank of Japan met.'); print(sorted(s.label_ for s in doc.spans['sc']))"
+    )
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ORG" in out.stdout
+
+
+def test_readme_section_is_generated_by_weasel_document(tmp_path):
+    readme = tmp_path / "README.md"
+    shutil.copy(PROJECT / "README.md", readme)
+    _run(["-m", "weasel", "document", PROJECT, "--output", readme])
+    assert readme.read_text(encoding="utf8") == (PROJECT / "README.md").read_text(encoding="utf8")
