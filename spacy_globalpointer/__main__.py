@@ -263,6 +263,7 @@ def annotate_file(
     chunk_size: Optional[int] = None,
     errors_path: Optional[Path] = None,
     progress: bool = True,
+    threads: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Annotate a file; return the summary counts (also used by the tests)."""
     in_fmt = _format(input_path)
@@ -293,6 +294,12 @@ def annotate_file(
     else:
         if workers != 1:
             raise SystemExit("error: --workers needs --ray-address (locally torch uses the cores)")
+        if threads is not None:
+            import torch
+
+            # On a busy machine torch's one-thread-per-core default can be several times
+            # slower than fewer threads (its worker threads wait on each other).
+            torch.set_num_threads(threads)
         annotate = local_annotator(load_pipeline(model), spans_key, batch_size)
         chunk_size = chunk_size or 1000
 
@@ -394,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="valid rows held in memory at a time (default 1000 locally, 100000 on Ray)",
     )
     p.add_argument("--errors", type=Path, default=None, help="default: OUTPUT.errors.jsonl")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch threads for a local run (default: torch's)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -416,6 +426,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         chunk_size=args.chunk_size,
         errors_path=args.errors,
         progress=not args.quiet,
+        threads=args.threads,
     )
     print(
         f"read {counts['read']}, annotated {counts['annotated']}, errors {counts['errors']}, "
