@@ -174,9 +174,11 @@ def test_configs_fill_and_validate(config, tiny_corpus, tmp_path):
     if config == "trf.cfg":
         # A local path: nothing is downloaded, and debug config does not load weights.
         overrides += ["--variables.transformer_name", tmp_path / "no-such-model"]
-    for cfg in (PROJECT / "configs" / config, filled):
-        result = _run(["-m", "spacy", "debug", "config", cfg, *overrides])
-        assert "Config is valid" in result.stdout
+    # fill-config added nothing the shipped config lacks, so validating one validates both.
+    shipped = spacy.util.load_config(PROJECT / "configs" / config, interpolate=False)
+    assert spacy.util.load_config(filled, interpolate=False) == shipped
+    result = _run(["-m", "spacy", "debug", "config", PROJECT / "configs" / config, *overrides])
+    assert "Config is valid" in result.stdout
 
 
 # --- the `all` workflow ----------------------------------------------------------------
@@ -189,7 +191,7 @@ def project_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("project") / "project"
     shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(*GENERATED, "__pycache__"))
     result = _run(
-        ["-m", "weasel", "run", "all", root, "--vars.max_steps", "120", "--vars.eval_frequency", "60"],
+        ["-m", "weasel", "run", "all", root, "--vars.max_steps", "100", "--vars.eval_frequency", "50"],
         cwd=root,
     )
     return root, result.stdout
