@@ -2,7 +2,7 @@
 
 Output: one array per doc of shape (n_tokens, width, n_labels), where
 ``Y[i, d, a]`` is the score that tokens i..i+d form an entity of label a. Entries
-with ``i + d >= n_tokens`` are padding (see ``span_mask``). The width is
+with ``i + d >= n_tokens`` are padding (see ``span_mask``) and hold 0. The width is
 ``min(n_tokens, max_length)``, further capped by ``score_budget`` for very long
 docs so that memory stays linear in the doc length.
 """
@@ -131,7 +131,9 @@ def _head_forward(
         width = max(widths[i] for i in chunk)
         Y_chunk, backprop_chunk = wrapper((padded, width), is_train)
         for row, i in enumerate(chunk):
-            Y[i] = Y_chunk[row, : lengths[i], : widths[i]]
+            # Zero the padding cells (i + d >= n) so that outputs do not depend on batching.
+            mask = span_mask(ops, lengths[i], widths[i])[:, :, None]
+            Y[i] = Y_chunk[row, : lengths[i], : widths[i]] * mask
         chunk_backprops.append((chunk, Y_chunk.shape, backprop_chunk))
 
     def backprop(dY: List[Floats3d]) -> List[Floats2d]:
@@ -139,7 +141,9 @@ def _head_forward(
         for chunk, shape, backprop_chunk in chunk_backprops:
             dY_chunk = ops.alloc(shape, dtype="f")
             for row, i in enumerate(chunk):
-                dY_chunk[row, : lengths[i], : widths[i]] = dY[i]
+                dY_chunk[row, : lengths[i], : widths[i]] = (
+                    dY[i] * span_mask(ops, lengths[i], widths[i])[:, :, None]
+                )
             dX_chunk = backprop_chunk(dY_chunk)
             for row, i in enumerate(chunk):
                 dX[i] = dX_chunk[row, : lengths[i]]
@@ -148,9 +152,7 @@ def _head_forward(
     return Y, backprop
 
 
-def _chunks(
-    lengths: List[int], widths: List[int], n_labels: int, budget: int
-) -> List[List[int]]:
+def _chunks(lengths: List[int], widths: List[int], n_labels: int, budget: int) -> List[List[int]]:
     """Group non-empty docs, longest first, so a padded chunk stays within budget."""
     order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
     chunks: List[List[int]] = []

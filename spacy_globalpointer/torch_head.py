@@ -10,6 +10,7 @@ span-width bound it is O(n * width) instead of O(n^2). Entries with
 """
 
 import math
+import os
 from typing import Tuple
 
 import torch
@@ -18,15 +19,29 @@ from torch import Tensor, nn
 ROPE_BASE = 10000.0
 
 
+def _one_thread_after_fork() -> None:
+    # libgomp's thread pool does not survive fork(): a forked child (nlp.pipe with
+    # n_process > 1 under the default "fork" start method) hangs in its first parallel
+    # torch op. One intra-op thread per child avoids the pool; the processes already
+    # share out the cores.
+    torch.set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_one_thread_after_fork)
+
+
 def rope_tables(n_positions: int, head_width: int, *, like: Tensor) -> Tuple[Tensor, Tensor]:
     """Cosine and sine tables of shape (n_positions, head_width) for interleaved RoPE.
 
     Pair (2k, 2k+1) rotates by angle pos * base^(-2k / head_width).
     """
+    # float64 angles: in float32, pos * freq loses ~1e-3 rad by position 64k, which
+    # would make equal offsets score differently at different absolute positions.
     inv_freq = ROPE_BASE ** (
-        -torch.arange(0, head_width, 2, device=like.device, dtype=torch.float32) / head_width
+        -torch.arange(0, head_width, 2, device=like.device, dtype=torch.float64) / head_width
     )
-    positions = torch.arange(n_positions, device=like.device, dtype=torch.float32)
+    positions = torch.arange(n_positions, device=like.device, dtype=torch.float64)
     angles = positions[:, None] * inv_freq[None, :]
     # Each angle serves both members of its pair.
     angles = angles.repeat_interleave(2, dim=-1)

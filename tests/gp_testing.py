@@ -1,0 +1,36 @@
+"""Test helpers: tiny nested-NER training sets built from character offsets."""
+
+from typing import List, Tuple
+
+import spacy
+from spacy.language import Language
+from spacy.training import Example
+
+# (text, [(start_char, end_char, label)]): nested ORG/GPE, a doc with no entity, an empty text.
+NESTED_TRAIN: List[Tuple[str, List[Tuple[int, int, str]]]] = [
+    ("The University of Cambridge is in England.", [(4, 27, "ORG"), (18, 27, "GPE"), (34, 41, "GPE")]),
+    ("Bank of England raised rates.", [(0, 15, "ORG"), (8, 15, "GPE")]),
+    ("Apple opened an office in New York City.", [(0, 5, "ORG"), (26, 39, "GPE")]),
+    ("Nothing to see here.", []),
+    ("", []),
+]
+
+
+def make_examples(nlp: Language, data=NESTED_TRAIN, key: str = "sc") -> List[Example]:
+    examples = []
+    for text, spans in data:
+        reference = nlp.make_doc(text)
+        reference.spans[key] = [reference.char_span(s, e, label=label) for s, e, label in spans]
+        examples.append(Example(nlp.make_doc(text), reference))
+    return examples
+
+
+def train_pipeline(config: dict | None = None, n_updates: int = 50, seed: int = 0) -> Tuple[Language, List[Example]]:
+    spacy.util.fix_random_seed(seed)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("global_pointer", config=config or {})
+    examples = make_examples(nlp, key=(config or {}).get("spans_key", "sc"))
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(n_updates):
+        nlp.update(examples, sgd=optimizer)
+    return nlp, examples

@@ -1,0 +1,201 @@
+"""The global_pointer component inside spaCy pipelines."""
+
+import warnings
+
+import numpy
+import pytest
+import spacy
+from gp_testing import NESTED_TRAIN, make_examples, train_pipeline
+from spacy.training import Example
+from spacy.util import registry
+from thinc.api import Config
+
+from spacy_globalpointer.pipeline import DEFAULT_MODEL_CONFIG
+
+NESTED_EXPECTED = [
+    ("University of Cambridge", "ORG"),
+    ("Cambridge", "GPE"),
+    ("England", "GPE"),
+]
+
+
+def spans_and_scores(doc, key="sc"):
+    group = doc.spans[key]
+    return [(s.start, s.end, s.label_) for s in group], numpy.asarray(group.attrs["scores"])
+
+
+@pytest.mark.parametrize("efficient", [False, True])
+def test_overfits_nested_spans_and_round_trips(efficient, tmp_path):
+    nlp, examples = train_pipeline({"model": {"efficient": efficient}}, n_updates=50)
+    assert nlp.evaluate(examples)["spans_sc_f"] == 1.0
+    doc = nlp(NESTED_TRAIN[0][0])
+    assert [(s.text, s.label_) for s in doc.spans["sc"]] == NESTED_EXPECTED
+    assert (doc.spans["sc"].attrs["scores"] > 0).all()
+    assert len(nlp("").spans["sc"]) == 0
+    nlp.to_disk(tmp_path / "model")
+    reloaded = spacy.load(tmp_path / "model")
+    texts = [text for text, _ in NESTED_TRAIN]
+    for before, after in zip(nlp.pipe(texts), reloaded.pipe(texts)):
+        spans_before, scores_before = spans_and_scores(before)
+        spans_after, scores_after = spans_and_scores(after)
+        assert spans_before == spans_after
+        numpy.testing.assert_allclose(scores_before, scores_after, atol=1e-6)
+    via_bytes = spacy.blank("en")
+    via_bytes.add_pipe("global_pointer", config={"model": {"efficient": efficient}})
+    via_bytes.from_bytes(nlp.to_bytes())
+    spans_bytes, scores_bytes = spans_and_scores(via_bytes(texts[0]))
+    assert spans_bytes == spans_and_scores(doc)[0]
+    numpy.testing.assert_allclose(scores_bytes, doc.spans["sc"].attrs["scores"], atol=1e-6)
+
+
+def test_batch_invariance(trained_nlp):
+    nlp, _ = trained_nlp
+    text = NESTED_TRAIN[1][0]
+    alone = nlp(text)
+    longer = ["word " * 300, "Another rather long sentence about the Bank of England in London. " * 20]
+    docs = list(nlp.pipe([longer[0], text, longer[1]], batch_size=3))
+    spans_alone, scores_alone = spans_and_scores(alone)
+    spans_batched, scores_batched = spans_and_scores(docs[1])
+    assert spans_alone == spans_batched
+    numpy.testing.assert_allclose(scores_alone, scores_batched, atol=1e-5)
+    # raw scores too, not only those above threshold
+    raw_alone = nlp.get_pipe("global_pointer").predict([nlp.make_doc(text)])[0]
+    raw_batch = nlp.get_pipe("global_pointer").predict([nlp.make_doc(t) for t in [longer[0], text]])[1]
+    assert raw_alone.shape == raw_batch.shape
+    numpy.testing.assert_allclose(raw_alone, raw_batch, atol=1e-5)
+
+
+def test_empty_whitespace_and_mixed_batches(trained_nlp):
+    nlp, _ = trained_nlp
+    texts = ["", "   ", "\n", NESTED_TRAIN[0][0], "", "x"]
+    docs = list(nlp.pipe(texts, batch_size=4))
+    assert [len(d.spans["sc"]) for d in docs][:3] == [0, 0, 0]
+    assert spans_and_scores(docs[3])[0] == spans_and_scores(nlp(texts[3]))[0]
+    assert len(docs[0].spans["sc"].attrs["scores"]) == 0
+    assert list(nlp.pipe(["", ""]))[0].spans["sc"].attrs["scores"].shape == (0,)
+
+
+def test_multiprocess_pipe_matches_single_process(trained_nlp):
+    nlp, _ = trained_nlp
+    texts = [text for text, _ in NESTED_TRAIN] * 4
+    single = [spans_and_scores(d) for d in nlp.pipe(texts)]
+    multi = [spans_and_scores(d) for d in nlp.pipe(texts, n_process=2, batch_size=3)]
+    assert [s for s, _ in single] == [s for s, _ in multi]
+    for (_, a), (_, b) in zip(single, multi):
+        numpy.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_labels_from_initialize_argument_and_add_label_rules():
+    nlp = spacy.blank("en")
+    gp = nlp.add_pipe("global_pointer")
+    assert gp.add_label("ORG") == 1 and gp.add_label("ORG") == 0
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    assert gp.labels == ("ORG", "GPE")  # ORG added first, then the data's other labels
+    with pytest.raises(ValueError, match="'LOC'.*after initialization"):
+        gp.add_label("LOC")
+
+
+def test_explicit_labels_keep_their_order():
+    nlp = spacy.blank("en")
+    gp = nlp.add_pipe("global_pointer")
+    examples = make_examples(nlp)
+    gp.initialize(lambda: examples, nlp=nlp, labels=["PER", "ORG", "GPE"])
+    assert gp.labels == ("PER", "ORG", "GPE")
+    assert gp.model.get_ref("head").get_dim("nO") == 3
+
+
+def test_no_labels_raises_clear_error():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("global_pointer")
+    unlabelled = [Example(nlp.make_doc("No spans here."), nlp.make_doc("No spans here."))]
+    with pytest.raises(ValueError, match="has no labels"):
+        nlp.initialize(lambda: unlabelled)
+
+
+def test_unknown_label_at_update_raises():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("global_pointer")
+    optimizer = nlp.initialize(lambda: make_examples(nlp))
+    bad = make_examples(nlp, [("Paris is nice.", [(0, 5, "CITY")])])
+    with pytest.raises(ValueError, match=r"\['CITY'\]"):
+        nlp.update(bad, sgd=optimizer)
+
+
+def test_misaligned_gold_spans_are_counted_and_warned():
+    nlp = spacy.blank("en")
+    gp = nlp.add_pipe("global_pointer")
+    text = "New York City is big."
+    reference = nlp.make_doc(text)
+    reference.spans["sc"] = [reference.char_span(0, 13, label="GPE"), reference.char_span(4, 8, label="GPE")]
+    # the predicted doc is tokenised differently: "New York" is one token, so "York" cannot align
+    predicted = spacy.tokens.Doc(nlp.vocab, words=["New York", "City", "is", "big", "."], spaces=[True, True, True, False, False])
+    example = Example(predicted, reference)
+    with pytest.warns(UserWarning, match="1 gold span"):
+        optimizer = nlp.initialize(lambda: [example])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nlp.update([example], sgd=optimizer)
+        nlp.update([example], sgd=optimizer)
+    assert sum("do not align" in str(w.message) for w in caught) == 1
+    assert gp.gold_span_stats["misaligned"] == 2
+
+
+def test_annotate_ents_writes_best_non_overlapping_spans():
+    nlp, _ = train_pipeline({"annotate_ents": True}, n_updates=50)
+    doc = nlp(NESTED_TRAIN[0][0])
+    assert len(doc.spans["sc"]) == 3
+    ents = [(e.text, e.label_) for e in doc.ents]
+    assert ("England", "GPE") in ents
+    # of the nested pair, exactly one survives
+    assert len([e for e in ents if "Cambridge" in e[0]]) == 1
+
+
+def test_custom_spans_key_and_threshold():
+    nlp, examples = train_pipeline({"spans_key": "entities"}, n_updates=50)
+    doc = nlp(NESTED_TRAIN[0][0])
+    assert "sc" not in doc.spans
+    assert [(s.text, s.label_) for s in doc.spans["entities"]] == NESTED_EXPECTED
+    assert nlp.evaluate(examples)["spans_entities_f"] == 1.0
+    nlp.get_pipe("global_pointer").cfg["threshold"] = 1e9
+    assert len(nlp(NESTED_TRAIN[0][0]).spans["entities"]) == 0
+
+
+def test_default_config_architecture_output_shapes():
+    model = registry.resolve(Config().from_str(DEFAULT_MODEL_CONFIG))["model"]
+    head = model.get_ref("head")
+    head.set_dim("nO", 4)
+    nlp = spacy.blank("en")
+    docs = [nlp.make_doc("a b c d e"), nlp.make_doc(""), nlp.make_doc("word " * 40)]
+    model.initialize(X=docs)
+    Y = model.predict(docs)
+    assert [y.shape for y in Y] == [(5, 5, 4), (0, 0, 4), (40, 32, 4)]  # max_length = 32
+
+
+@pytest.mark.parametrize(
+    "name,registry_name",
+    [
+        ("spacy-globalpointer.GlobalPointer.v1", "architectures"),
+        ("spacy-globalpointer.spans_scorer.v1", "scorers"),
+    ],
+)
+def test_registry_names_resolve(name, registry_name):
+    assert callable(registry.get(registry_name, name))
+
+
+def test_factory_is_registered_through_entry_point():
+    from spacy.language import Language
+
+    assert Language.has_factory("global_pointer")
+    meta = Language.get_factory_meta("global_pointer")
+    assert meta.default_score_weights["spans_sc_f"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [({"head_width": 7}, "head_width"), ({"max_length": 0}, "max_length"), ({"score_budget": -1}, "score_budget")],
+)
+def test_bad_model_settings_name_the_value(bad, match):
+    nlp = spacy.blank("en")
+    with pytest.raises(Exception, match=match):
+        nlp.add_pipe("global_pointer", config={"model": bad})

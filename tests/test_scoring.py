@@ -1,0 +1,155 @@
+"""Loss and decoding against naive references and hand-made score arrays."""
+
+import math
+
+import numpy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from thinc.api import NumpyOps
+
+from spacy_globalpointer.scoring import decode_spans, global_pointer_loss, select_non_overlapping
+
+OPS = NumpyOps()
+
+
+def naive_loss(scores: numpy.ndarray, gold: set) -> float:
+    """Sum over labels of log(1 + sum_P e^-s) + log(1 + sum_Q e^s), looping over i, j, a.
+
+    scores: banded (n, width, labels); gold: {(start, end_inclusive, label)}.
+    """
+    n, width, n_labels = scores.shape
+    total = 0.0
+    for a in range(n_labels):
+        pos = neg = 0.0
+        for i in range(n):
+            for j in range(i, min(n, i + width)):
+                s = float(scores[i, j - i, a])
+                if (i, j, a) in gold:
+                    pos += math.exp(-s)
+                else:
+                    neg += math.exp(s)
+        total += math.log1p(pos) + math.log1p(neg)
+    return total
+
+
+def as_rows(gold: set) -> numpy.ndarray:
+    return numpy.asarray([(i, j - i, a) for i, j, a in sorted(gold)], dtype="i").reshape(-1, 3)
+
+
+def test_loss_equals_naive_reference_on_random_batch():
+    rng = numpy.random.default_rng(0)
+    shapes = [(5, 5, 3), (7, 3, 3), (1, 1, 3), (4, 4, 3)]
+    golds = [{(0, 2, 1), (1, 1, 0), (0, 4, 2)}, {(2, 4, 0), (6, 6, 1)}, set(), {(3, 3, 2)}]
+    scores = [rng.normal(scale=3, size=s).astype("f") for s in shapes]
+    loss, _ = global_pointer_loss(OPS, scores, [as_rows(g) for g in golds])
+    expected = sum(naive_loss(s, g) for s, g in zip(scores, golds))
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_loss_gradient_matches_finite_differences():
+    rng = numpy.random.default_rng(1)
+    scores = [rng.normal(size=(6, 4, 2)), rng.normal(size=(3, 3, 2))]
+    gold = [as_rows({(0, 3, 1), (2, 2, 0), (2, 3, 0)}), as_rows({(1, 2, 1)})]
+    _, grads = global_pointer_loss(OPS, scores, gold)
+    eps = 1e-6
+    for b, s in enumerate(scores):
+        for index in numpy.ndindex(s.shape):
+            plus = [x.copy() for x in scores]
+            minus = [x.copy() for x in scores]
+            plus[b][index] += eps
+            minus[b][index] -= eps
+            numeric = (global_pointer_loss(OPS, plus, gold)[0] - global_pointer_loss(OPS, minus, gold)[0]) / (2 * eps)
+            assert grads[b][index] == pytest.approx(numeric, abs=1e-5)
+
+
+def test_padding_gets_no_gradient_and_unannotated_docs_are_skipped():
+    scores = [numpy.full((3, 3, 1), 5.0, dtype="f"), numpy.full((2, 2, 1), 5.0, dtype="f")]
+    loss, grads = global_pointer_loss(OPS, scores, [as_rows({(0, 0, 0)}), None])
+    # the three band cells with i + d >= n are padding
+    assert grads[0][2, 1, 0] == grads[0][2, 2, 0] == grads[0][1, 2, 0] == 0
+    assert not grads[1].any()
+    assert loss == pytest.approx(naive_loss(scores[0], {(0, 0, 0)}), rel=1e-6)
+
+
+def test_loss_is_finite_for_empty_docs_no_gold_and_extreme_scores():
+    scores = [
+        numpy.zeros((0, 0, 2), dtype="f"),
+        numpy.full((4, 4, 2), 1e4, dtype="f"),
+        numpy.full((4, 4, 2), -1e4, dtype="f"),
+    ]
+    gold = [as_rows(set()), as_rows(set()), as_rows({(0, 3, 0)})]
+    loss, grads = global_pointer_loss(OPS, scores, gold)
+    assert math.isfinite(loss) and all(numpy.isfinite(g).all() for g in grads)
+    # all-negative doc with huge positive scores: loss ~ log(sum e^s) = 1e4 + log(#spans)
+    assert loss == pytest.approx(2 * (1e4 + math.log(10)) + 1e4, rel=1e-4)
+    assert global_pointer_loss(OPS, [], [])[0] == 0.0
+
+
+def test_decode_threshold_nesting_and_order():
+    scores = numpy.full((4, 3, 2), -1.0, dtype="f")
+    scores[0, 2, 0] = 2.0  # tokens 0..2, label 0
+    scores[1, 1, 1] = 0.5  # tokens 1..2, label 1 (nested inside the first)
+    scores[1, 1, 0] = 0.2  # same span, second label
+    scores[0, 0, 1] = 0.0  # exactly at threshold: not kept
+    scores[3, 2, 0] = 9.0  # padding (3 + 2 >= 4): never decoded
+    starts, ends, labels, values = decode_spans(scores, threshold=0.0)
+    assert list(zip(starts, ends, labels)) == [(0, 3, 0), (1, 3, 0), (1, 3, 1)]
+    assert values.tolist() == pytest.approx([2.0, 0.2, 0.5])
+    starts, ends, labels, _ = decode_spans(scores, threshold=0.3)
+    assert list(zip(starts, ends, labels)) == [(0, 3, 0), (1, 3, 1)]
+    assert decode_spans(numpy.zeros((0, 0, 2), dtype="f"), 0.0)[0].size == 0
+
+
+def test_select_non_overlapping_prefers_higher_scores():
+    starts = numpy.array([0, 1, 3, 3])
+    ends = numpy.array([3, 3, 4, 4])
+    scores = numpy.array([1.0, 2.0, 0.5, 0.7])
+    assert select_non_overlapping(starts, ends, scores) == [1, 3]
+    assert select_non_overlapping(starts[:0], ends[:0], scores[:0]) == []
+
+
+@st.composite
+def scores_and_gold(draw):
+    n = draw(st.integers(0, 8))
+    width = draw(st.integers(1, max(n, 1))) if n else 0
+    n_labels = draw(st.integers(1, 3))
+    values = draw(
+        st.lists(st.floats(-50, 50, allow_nan=False, width=32), min_size=n * width * n_labels, max_size=n * width * n_labels)
+    )
+    scores = numpy.asarray(values, dtype="f").reshape(n, width, n_labels)
+    spans = set()
+    if n:
+        for _ in range(draw(st.integers(0, 4))):
+            i = draw(st.integers(0, n - 1))
+            j = draw(st.integers(i, min(n - 1, i + width - 1)))
+            spans.add((i, j, draw(st.integers(0, n_labels - 1))))
+    return scores, spans
+
+
+@settings(max_examples=60, deadline=None)
+@given(scores_and_gold(), st.floats(-5, 5))
+def test_decoded_spans_are_valid_unique_ordered_and_above_threshold(data, threshold):
+    scores, _ = data
+    n, width = scores.shape[:2]
+    starts, ends, labels, values = decode_spans(scores, threshold)
+    triples = list(zip(starts.tolist(), ends.tolist(), labels.tolist()))
+    assert triples == sorted(set(triples))
+    for (s, e, a), v in zip(triples, values):
+        assert 0 <= s < e <= n and e - s <= width
+        assert v > threshold and v == scores[s, e - s - 1, a]
+    # nothing above threshold is missed
+    expected = sum(
+        1 for i in range(n) for d in range(width) for a in range(scores.shape[2]) if i + d < n and scores[i, d, a] > threshold
+    )
+    assert len(triples) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(scores_and_gold())
+def test_loss_is_finite_non_negative_and_matches_reference(data):
+    scores, gold = data
+    loss, grads = global_pointer_loss(OPS, [scores], [as_rows(gold)])
+    assert math.isfinite(loss) and loss >= 0
+    assert numpy.isfinite(grads[0]).all()
+    assert loss == pytest.approx(naive_loss(scores.astype("float64"), gold), rel=1e-4, abs=1e-4)
