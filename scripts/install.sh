@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install spacy-globalpointer (editable) and, with "test", everything the test suite needs.
+# torch 2.13.0 goes first: on this machine it is a CPU build on local disk, while an open
+# torch requirement with nothing installed would pull a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
+python3 -m pip install -q "torch==2.13.0"
+if [ "${1:-}" = "test" ]; then
+    python3 -m pip install -q -e ".[test,transformers,ray]"
+else
+    python3 -m pip install -q -e .
+fi

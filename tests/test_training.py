@@ -1,0 +1,179 @@
+"""Training through spaCy's own entry points: the CLI, entry points, transformers."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+from gp_testing import NESTED_TRAIN, make_examples
+from spacy.tokens import DocBin
+
+TRAIN_CONFIG = """
+[paths]
+train = null
+dev = null
+
+[nlp]
+lang = "en"
+pipeline = ["tok2vec", "global_pointer"]
+batch_size = 16
+
+[components]
+
+[components.tok2vec]
+factory = "tok2vec"
+
+[components.tok2vec.model]
+@architectures = "spacy.Tok2Vec.v2"
+
+[components.tok2vec.model.embed]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = 32
+rows = [500, 500, 500, 500]
+attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+include_static_vectors = false
+
+[components.tok2vec.model.encode]
+@architectures = "spacy.MaxoutWindowEncoder.v2"
+width = 32
+window_size = 1
+maxout_pieces = 3
+depth = 2
+
+[components.global_pointer]
+factory = "global_pointer"
+
+[components.global_pointer.model]
+@architectures = "spacy-globalpointer.GlobalPointer.v1"
+head_width = 16
+max_length = 8
+
+[components.global_pointer.model.tok2vec]
+@architectures = "spacy.Tok2VecListener.v1"
+width = 32
+
+[corpora]
+
+[corpora.train]
+@readers = "spacy.Corpus.v1"
+path = ${paths.train}
+
+[corpora.dev]
+@readers = "spacy.Corpus.v1"
+path = ${paths.dev}
+
+[training]
+max_steps = 40
+eval_frequency = 20
+patience = 0
+
+[training.optimizer]
+@optimizers = "Adam.v1"
+learn_rate = 0.005
+"""
+
+
+def test_spacy_train_cli_writes_model_best_that_predicts(tmp_path: Path):
+    nlp = spacy.blank("en")
+    corpus = tmp_path / "train.spacy"
+    DocBin(docs=[eg.reference for eg in make_examples(nlp)]).to_disk(corpus)
+    (tmp_path / "base.cfg").write_text(TRAIN_CONFIG)
+    run = [sys.executable, "-m", "spacy"]
+    subprocess.run(run + ["init", "fill-config", "base.cfg", "config.cfg"], cwd=tmp_path, check=True)
+    result = subprocess.run(
+        run + ["train", "config.cfg", "--output", "out", "--paths.train", str(corpus), "--paths.dev", str(corpus)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    trained = spacy.load(tmp_path / "out" / "model-best")
+    assert trained.pipe_names == ["tok2vec", "global_pointer"]
+    doc = trained(NESTED_TRAIN[0][0])
+    assert "sc" in doc.spans
+    assert len(doc.spans["sc"].attrs["scores"]) == len(doc.spans["sc"])
+
+
+def test_fresh_interpreter_finds_factory_without_import(tmp_path: Path):
+    # Entry points register the factory: the script never imports spacy_globalpointer.
+    script = textwrap.dedent(
+        """
+        import sys, spacy
+        nlp = spacy.blank("en")
+        nlp.add_pipe("global_pointer")
+        nlp.get_pipe("global_pointer").add_label("ORG")
+        nlp.initialize()
+        nlp.to_disk(sys.argv[1])
+        print(sorted(m for m in sys.modules if m.startswith("spacy_glob")))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "p")], capture_output=True, text=True, check=True
+    )
+    assert "spacy_globalpointer" in out.stdout  # loaded by spaCy through the entry point
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, spacy; print(spacy.load(sys.argv[1]).pipe_names)", str(tmp_path / "p")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "global_pointer" in loaded.stdout
+
+
+def _tiny_bert(path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    words = sorted({w.strip(".,").lower() for text, _ in NESTED_TRAIN for w in text.split()} - {""})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + words
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    config = transformers.BertConfig(
+        vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    transformers.BertModel(config).save_pretrained(path)
+    transformers.BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True).save_pretrained(path)
+
+
+def test_transformer_listener_trains_and_predicts(tmp_path: Path):
+    pytest.importorskip("spacy_transformers")
+    _tiny_bert(tmp_path)
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-transformers.TransformerModel.v3",
+                "name": str(tmp_path),
+                "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 16, "stride": 12},
+                "tokenizer_config": {"use_fast": True},
+            }
+        },
+    )
+    nlp.add_pipe(
+        "global_pointer",
+        config={
+            "model": {
+                "head_width": 8,
+                "tok2vec": {
+                    "@architectures": "spacy-transformers.TransformerListener.v1",
+                    "grad_factor": 1.0,
+                    "pooling": {"@layers": "reduce_mean.v1"},
+                },
+            }
+        },
+    )
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    gp = nlp.get_pipe("global_pointer")
+    assert gp.cfg["input_width"] == 16
+    before = gp.model.get_ref("head").layers[0].shims[0]._model.qk.weight.detach().clone()
+    losses = {}
+    nlp.update(examples, sgd=optimizer, losses=losses)
+    after = gp.model.get_ref("head").layers[0].shims[0]._model.qk.weight.detach()
+    assert numpy.isfinite(losses["global_pointer"]) and losses["global_pointer"] > 0
+    assert not bool((before == after).all())  # the head was trained through the listener
+    doc = nlp(NESTED_TRAIN[0][0] + " " + NESTED_TRAIN[2][0])  # longer than one window
+    assert "sc" in doc.spans
+    assert len(doc.spans["sc"].attrs["scores"]) == len(doc.spans["sc"])
