@@ -26,7 +26,7 @@ def build_global_pointer(
     rope: bool = True,
     efficient: bool = False,
     max_length: Optional[int] = None,
-    score_budget: int = 50_000_000,
+    score_budget: int = 20_000_000,
 ) -> Model[List[Doc], List[Floats3d]]:
     """Build a GlobalPointer span scorer on top of any tok2vec.
 

@@ -26,7 +26,7 @@ head_width = 64
 rope = true
 efficient = false
 max_length = 32
-score_budget = 50000000
+score_budget = 20000000
 
 [model.tok2vec]
 @architectures = "spacy.Tok2Vec.v2"
@@ -136,7 +136,7 @@ class GlobalPointer(TrainablePipe):
             "input_width": None,
         }
         # Gold spans the loss could not use, over the life of this object.
-        self.gold_span_stats = {"misaligned": 0, "too_long": 0}
+        self.gold_span_stats = {"empty": 0, "misaligned": 0, "too_long": 0}
         self._warned: set = set()
 
     @property
@@ -231,7 +231,7 @@ class GlobalPointer(TrainablePipe):
         """Loss and gradient for a batch (see scoring.global_pointer_loss)."""
         examples = list(examples)
         gold = []
-        counts = {"misaligned": 0, "too_long": 0}
+        counts = {"empty": 0, "misaligned": 0, "too_long": 0}
         for eg, doc_scores in zip(examples, scores):
             spans = self._gold_spans(eg, int(doc_scores.shape[1]), counts)
             gold.append(None if spans is None else self.model.ops.asarray2i(spans))
@@ -248,13 +248,15 @@ class GlobalPointer(TrainablePipe):
         """Rows (start, offset, label) of the gold spans the band can hold.
 
         A reference doc without doc.spans[key] is unannotated for this key (None):
-        it is not taken as a doc with no entities.
+        it gives no loss and no gradient, and is not taken as a doc with no
+        entities. An empty doc.spans[key] means "no entities": every span is a
+        negative. Empty (zero-token) spans, spans that do not align with the
+        predicted tokens and spans longer than the band are skipped and counted.
+        Duplicates are one positive; one span with two labels is two positives.
         """
         if self.key not in eg.reference.spans:
             return None
-        reference = eg.reference.spans[self.key]
-        aligned = eg.get_aligned_spans_y2x(reference, allow_overlap=True)
-        counts["misaligned"] += len(reference) - len(aligned)
+        aligned = _aligned_gold(eg, self.key, counts)
         label_ids = {label: i for i, label in enumerate(self.labels)}
         rows = []
         for span in aligned:
@@ -294,19 +296,22 @@ class GlobalPointer(TrainablePipe):
         tokens, or longer than max_length (with the max_length that would cover
         99.5% of the spans).
         """
+        if callable(get_examples) and _is_empty(get_examples()):
+            raise ValueError(
+                f"'{self.name}' cannot be initialized: the training corpus is empty "
+                "(get_examples() gave 0 examples). Check paths.train and [corpora.train]."
+            )
         validate_get_examples(get_examples, "GlobalPointer.initialize")
         subbatch: List[Example] = []
         lengths: List[int] = []
-        n_misaligned = 0
         seen_labels = set()
         n_examples = 0
+        counts = {"empty": 0, "misaligned": 0, "too_long": 0}
         for eg in get_examples():
             n_examples += 1
-            reference = eg.reference.spans.get(self.key, [])
-            aligned = eg.get_aligned_spans_y2x(reference, allow_overlap=True)
-            n_misaligned += len(reference) - len(aligned)
+            aligned = _aligned_gold(eg, self.key, counts)
             lengths.extend(len(span) for span in aligned)
-            seen_labels.update(span.label_ for span in reference)
+            seen_labels.update(span.label_ for span in eg.reference.spans.get(self.key, []))
             if len(subbatch) < 10:
                 subbatch.append(eg)
         for label in labels if labels is not None else sorted(seen_labels):
@@ -330,11 +335,15 @@ class GlobalPointer(TrainablePipe):
                 f"'{self.name}' cannot infer its input width: get_examples gave no examples."
             )
         self.cfg["input_width"] = head.get_dim("nI")
-        self._report_gold_lengths(lengths, n_misaligned)
+        # Saved with the weights, so that loading can check them against cfg["labels"].
+        head.attrs["labels"] = list(self.labels)
+        self._report_gold_lengths(lengths, counts)
 
-    def _report_gold_lengths(self, lengths: List[int], n_misaligned: int) -> None:
-        if n_misaligned:
-            warnings.warn(_skip_message(self.name, "misaligned", n_misaligned), stacklevel=3)
+    def _report_gold_lengths(self, lengths: List[int], counts: Dict[str, int]) -> None:
+        for reason in ("empty", "misaligned"):
+            if counts[reason]:
+                warnings.warn(_skip_message(self.name, reason, counts[reason]), stacklevel=3)
+        n_misaligned = counts["misaligned"]
         max_length = self.max_length
         if not lengths:
             return
@@ -343,6 +352,7 @@ class GlobalPointer(TrainablePipe):
         self.cfg["gold_span_report"] = {
             "spans": len(lengths),
             "misaligned": n_misaligned,
+            "empty": counts["empty"],
             "longer_than_max_length": n_too_long,
             "longest": max(lengths),
             "suggested_max_length": suggestion,
@@ -388,15 +398,45 @@ class GlobalPointer(TrainablePipe):
         self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
     ) -> "GlobalPointer":
         deserialize = {
-            "cfg": lambda p: self.cfg.update(srsly.read_json(p)),
+            "cfg": lambda p: self.cfg.update(self._read_cfg(Path(p))),
             "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
-            "model": lambda p: self._load_model(Path(p).read_bytes(), str(p)),
+            "model": lambda p: self._load_model(self._read_file(Path(p)), str(p)),
         }
         util.from_disk(path, deserialize, exclude)
         return self
 
+    def _read_file(self, path: Path) -> bytes:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"Cannot load '{self.name}': {path} is missing (the component directory "
+                f"{path.parent} is incomplete: expected files 'cfg' and 'model')."
+            )
+        return path.read_bytes()
+
+    def _read_cfg(self, path: Path) -> Dict[str, Any]:
+        data = self._read_file(path)
+        try:
+            cfg = srsly.json_loads(data)
+        except ValueError as err:
+            raise ValueError(
+                f"Cannot load '{self.name}' settings from {path}: not valid JSON ({err}). "
+                "The file may be truncated or corrupted."
+            ) from err
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("labels"), list):
+            raise ValueError(
+                f"Cannot load '{self.name}' settings from {path}: expected a JSON object "
+                f"with a 'labels' list, got {str(cfg)[:80]!r}."
+            )
+        return cfg
+
     def _load_model(self, data: bytes, source: str) -> None:
         head = self._head
+        # A stale label list must not survive loading weights saved without one.
+        head.attrs.pop("labels", None)
+        # Thinc's from_bytes overwrites attrs with the saved ones; the torch module
+        # was built from the config's, so those that shape it must agree, and the
+        # config's band settings (max_length, score_budget) stay in force.
+        configured = dict(head.attrs)
         if not head.layers:
             if self.cfg.get("input_width") is None:
                 raise ValueError(
@@ -414,12 +454,59 @@ class GlobalPointer(TrainablePipe):
                 f"truncated or corrupted, or saved with other dimensions or labels "
                 f"(cfg labels: {list(self.labels)}, input_width: {self.cfg['input_width']})."
             ) from err
+        for attr in _STRUCTURAL_ATTRS:
+            if attr in configured and head.attrs.get(attr) != configured[attr]:
+                raise ValueError(
+                    f"Cannot load '{self.name}' weights from {source}: they were saved with "
+                    f"{attr}={head.attrs.get(attr)!r}, but the config builds the head with "
+                    f"{attr}={configured[attr]!r}."
+                )
+        for attr in _BAND_ATTRS:
+            if attr in configured:
+                head.attrs[attr] = configured[attr]
+        saved_labels = head.attrs.get("labels")
+        if saved_labels is not None and list(saved_labels) != list(self.labels):
+            raise ValueError(
+                f"Cannot load '{self.name}' weights from {source}: they were trained for "
+                f"labels {list(saved_labels)}, but the component's cfg lists "
+                f"{list(self.labels)}. The cfg and model files do not belong together."
+            )
+        head.attrs["labels"] = list(self.labels)
+
+
+# Head attrs that decide the torch module's layout or function, and those that only
+# decide which spans are scored.
+_STRUCTURAL_ATTRS = ("head_width", "rope", "efficient")
+_BAND_ATTRS = ("max_length", "score_budget")
+
+
+def _aligned_gold(eg: Example, key: str, counts: Dict[str, int]) -> List[Span]:
+    """The reference spans under key that align with eg.predicted, non-empty.
+
+    Counts the empty (zero-token) and the misaligned spans into counts.
+    """
+    reference = list(eg.reference.spans.get(key, []))
+    non_empty = [span for span in reference if len(span)]
+    aligned = [
+        span for span in eg.get_aligned_spans_y2x(non_empty, allow_overlap=True) if len(span)
+    ]
+    counts["empty"] += len(reference) - len(non_empty)
+    counts["misaligned"] += len(non_empty) - len(aligned)
+    return aligned
+
+
+def _is_empty(examples: Iterable[Example]) -> bool:
+    for _ in examples:
+        return False
+    return True
 
 
 _SKIP_HINT = " Further skipped spans are counted in the component's gold_span_stats."
 
 
 def _skip_message(name: str, reason: str, count: int) -> str:
+    if reason == "empty":
+        return f"'{name}': {count} gold span(s) are empty (zero tokens) and were skipped."
     if reason == "misaligned":
         return (
             f"'{name}': {count} gold span(s) do not align with the predicted tokens and "

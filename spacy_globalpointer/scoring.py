@@ -28,8 +28,16 @@ def global_pointer_loss(
     the max subtracted so that no sentinel values are needed. The gradient of the
     first term is -softmax over {0} U {-s_P} at each positive span; of the second,
     softmax over {0} U {s_Q} at each negative span. Padding never enters.
+
+    Duplicate gold rows count once (the positives are a set). Rows outside the
+    valid band raise a ValueError. Scores in a type narrower than float32 (float16,
+    as from mixed-precision heads) are computed in float32, so the summed loss
+    keeps its precision; the gradients come back in the computation's type.
     """
     xp = ops.xp
+    if len(scores) != len(gold):
+        raise ValueError(f"Got {len(scores)} score arrays but {len(gold)} gold entries.")
+    scores = [_at_least_float32(xp, s) for s in scores]
     d_scores = [ops.alloc3f(*s.shape) for s in scores]
     rows = [b for b, s in enumerate(scores) if gold[b] is not None and s.size]
     if not rows:
@@ -42,6 +50,7 @@ def global_pointer_loss(
         positive = xp.zeros(scores[b].shape, dtype=bool)
         spans = gold[b]
         if len(spans):
+            _check_gold_rows(xp, spans, scores[b].shape, b)
             positive[spans[:, 0], spans[:, 1], spans[:, 2]] = True
         flat_scores.append(scores[b].reshape(-1, n_labels))
         flat_valid.append(valid.reshape(-1, n_labels))
@@ -62,6 +71,36 @@ def global_pointer_loss(
         n, width, _ = scores[b].shape
         d_scores[b] = d_padded[row, : n * width].reshape(n, width, n_labels)
     return loss, d_scores
+
+
+def _at_least_float32(xp: Any, scores: Any) -> Any:
+    dtype = numpy.dtype(scores.dtype)
+    if dtype.kind == "f" and dtype.itemsize >= 4:
+        return scores
+    return scores.astype("float32")
+
+
+def _check_gold_rows(xp: Any, spans: Any, shape: Tuple[int, ...], doc_index: int) -> None:
+    """Raise if a gold row (start, offset, label) is not a valid span of the band."""
+    n, width, n_labels = shape
+    starts, offsets, labels = spans[:, 0], spans[:, 1], spans[:, 2]
+    bad = (
+        (starts < 0)
+        | (offsets < 0)
+        | (offsets >= width)
+        | (starts + offsets >= n)
+        | (labels < 0)
+        | (labels >= n_labels)
+    )
+    n_bad = int(bad.sum())
+    if n_bad:
+        example = [int(v) for v in spans[xp.nonzero(bad)[0][0]]]
+        raise ValueError(
+            f"gold[{doc_index}] has {n_bad} span row(s) outside the valid band of its "
+            f"scores, shape (n_tokens, width, n_labels) = {tuple(shape)}, e.g. "
+            f"(start, offset, label) = {tuple(example)}: rows need 0 <= offset < width, "
+            "start + offset < n_tokens and 0 <= label < n_labels."
+        )
 
 
 def _logsumexp_with_zero(xp: Any, logits: Any) -> Any:

@@ -17,6 +17,8 @@ import torch
 from torch import Tensor, nn
 
 ROPE_BASE = 10000.0
+# Query rows scored per pass over a long input (bounds the q/k intermediates).
+ROW_BLOCK = 2048
 
 
 def _one_thread_after_fork() -> None:
@@ -31,17 +33,21 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_one_thread_after_fork)
 
 
-def rope_tables(n_positions: int, head_width: int, *, like: Tensor) -> Tuple[Tensor, Tensor]:
-    """Cosine and sine tables of shape (n_positions, head_width) for interleaved RoPE.
+def rope_tables(
+    n_positions: int, head_width: int, *, like: Tensor, offset: int = 0
+) -> Tuple[Tensor, Tensor]:
+    """Cosine and sine tables (n_positions, head_width) for positions offset, offset + 1, ...
 
-    Pair (2k, 2k+1) rotates by angle pos * base^(-2k / head_width).
+    Interleaved RoPE: pair (2k, 2k+1) rotates by angle pos * base^(-2k / head_width).
     """
     # float64 angles: in float32, pos * freq loses ~1e-3 rad by position 64k, which
     # would make equal offsets score differently at different absolute positions.
     inv_freq = ROPE_BASE ** (
         -torch.arange(0, head_width, 2, device=like.device, dtype=torch.float64) / head_width
     )
-    positions = torch.arange(n_positions, device=like.device, dtype=torch.float64)
+    positions = torch.arange(
+        offset, offset + n_positions, device=like.device, dtype=torch.float64
+    )
     angles = positions[:, None] * inv_freq[None, :]
     # Each angle serves both members of its pair.
     angles = angles.repeat_interleave(2, dim=-1)
@@ -58,32 +64,36 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 def band_dot(q: Tensor, k: Tensor, width: int) -> Tensor:
-    """out[b, i, d, h] = <q[b, i, h], k[b, i + d, h]> for d < width (0 where i + d >= N).
+    """out[b, i, d, h] = <q[b, i, h], k[b, i + d, h]> for d < width (0 where i + d >= Nk).
 
-    q, k: (B, N, H, D). Uses whichever loop is shorter: one step per diagonal
-    (width steps) or one matmul per block of `width` rows (N / width steps), so
-    the cost is O(N * width * H * D) with at most sqrt(N) Python-level steps.
+    q: (B, Nq, H, D), k: (B, Nk, H, D) with Nq <= Nk: the keys may run on past the
+    last query row, so that a block of rows sees the keys that follow it. Uses
+    whichever loop is shorter: one step per diagonal (width steps) or one matmul per
+    block of `width` rows (Nq / width steps): O(Nq * width * H * D) work with at most
+    sqrt(Nq) Python-level steps.
     """
-    n_batch, length, n_heads, _ = q.shape
-    if width <= 0 or length == 0:
-        return q.new_zeros((n_batch, length, max(width, 0), n_heads))
-    if width * width <= length:
+    n_batch, n_rows, n_heads, _ = q.shape
+    n_keys = k.shape[1]
+    if width <= 0 or n_rows == 0:
+        return q.new_zeros((n_batch, n_rows, max(width, 0), n_heads))
+    if width * width <= n_rows:
         diagonals = []
         for d in range(width):
-            diag = (q[:, : length - d] * k[:, d:]).sum(-1)
-            diagonals.append(nn.functional.pad(diag, (0, 0, 0, d)))
+            m = max(0, min(n_rows, n_keys - d))
+            diag = (q[:, :m] * k[:, d : d + m]).sum(-1)
+            diagonals.append(nn.functional.pad(diag, (0, 0, 0, n_rows - m)))
         return torch.stack(diagonals, dim=2)
     blocks = []
     offsets = torch.arange(width, device=q.device)
-    for row in range(0, length, width):
+    for row in range(0, n_rows, width):
         q_block = q[:, row : row + width]
         k_block = k[:, row : row + 2 * width - 1]
-        n_rows, n_cols = q_block.shape[1], k_block.shape[1]
+        n_block, n_cols = q_block.shape[1], k_block.shape[1]
         # (B, H, rows, cols): every query row of the block against the keys it can reach
         full = torch.einsum("bihd,bjhd->bhij", q_block, k_block)
-        cols = torch.arange(n_rows, device=q.device)[:, None] + offsets[None, :]
+        cols = torch.arange(n_block, device=q.device)[:, None] + offsets[None, :]
         valid = cols < n_cols
-        index = cols.clamp(max=n_cols - 1).expand(n_batch, n_heads, n_rows, width)
+        index = cols.clamp(max=n_cols - 1).expand(n_batch, n_heads, n_block, width)
         band = torch.gather(full, 3, index) * valid
         blocks.append(band.permute(0, 2, 3, 1))
     return torch.cat(blocks, dim=1)
@@ -122,19 +132,36 @@ class GlobalPointerHead(nn.Module):
         self.bias = nn.Linear(2 * head_width, 2 * n_labels) if efficient else None
 
     def forward(self, X: Tensor, width: int) -> Tensor:
-        """X: (B, N, n_in) -> banded scores (B, N, width, n_labels)."""
+        """X: (B, N, n_in) -> banded scores (B, N, width, n_labels).
+
+        Long inputs go through in blocks of ROW_BLOCK query rows (each with the
+        width - 1 keys after it), so the q/k intermediates stay O(ROW_BLOCK) while
+        the scores are the same as in one pass.
+        """
+        length = X.shape[1]
+        if length <= ROW_BLOCK:
+            return self._score_rows(X, 0, length, width)
+        blocks = []
+        for start in range(0, length, ROW_BLOCK):
+            stop = min(length, start + ROW_BLOCK)
+            key_stop = min(length, stop + width - 1)
+            blocks.append(self._score_rows(X[:, start:key_stop], start, stop - start, width))
+        return torch.cat(blocks, dim=1)
+
+    def _score_rows(self, X: Tensor, offset: int, n_rows: int, width: int) -> Tensor:
+        """Scores for the first n_rows positions of X, which start at doc position offset."""
         n_batch, length, _ = X.shape
         D = self.head_width
         projected = self.qk(X)
         qk = projected.view(n_batch, length, -1, 2 * D)
-        q, k = qk[..., :D], qk[..., D:]
+        q, k = qk[:, :n_rows, :, :D], qk[..., D:]
         if self.rope:
-            cos, sin = rope_tables(length, D, like=q)
-            q = apply_rope(q, cos, sin)
+            cos, sin = rope_tables(length, D, like=q, offset=offset)
+            q = apply_rope(q, cos[:n_rows], sin[:n_rows])
             k = apply_rope(k, cos, sin)
         scores = band_dot(q, k, width) / math.sqrt(D)
         if self.bias is not None:
             biases = self.bias(projected) / 2
-            start, end = biases[..., : self.n_labels], biases[..., self.n_labels :]
-            scores = scores + start[:, :, None, :] + band_gather(end, width)
+            start, end = biases[:, :n_rows, : self.n_labels], biases[..., self.n_labels :]
+            scores = scores + start[:, :, None, :] + band_gather(end, width)[:, :n_rows]
         return scores

@@ -7,6 +7,7 @@ import pytest
 import torch
 from thinc.api import NumpyOps
 
+from spacy_globalpointer import torch_head
 from spacy_globalpointer.model import build_head_layers, span_mask
 from spacy_globalpointer.torch_head import GlobalPointerHead, apply_rope, band_dot, rope_tables
 
@@ -52,7 +53,10 @@ def naive_scores(module: GlobalPointerHead, H: numpy.ndarray) -> numpy.ndarray:
 @pytest.mark.parametrize("efficient", [False, True])
 @pytest.mark.parametrize("rope", [False, True])
 @pytest.mark.parametrize("width", [1, 3, None])
-def test_head_scores_equal_naive_reference(efficient, rope, width):
+@pytest.mark.parametrize("row_block", [2048, 4])
+def test_head_scores_equal_naive_reference(efficient, rope, width, row_block, monkeypatch):
+    # row_block 4 < n sends the input through in blocks of query rows
+    monkeypatch.setattr(torch_head, "ROW_BLOCK", row_block)
     torch.manual_seed(0)
     n, n_in, n_labels = 9, 7, 3
     module = GlobalPointerHead(n_in, n_labels, 8, rope=rope, efficient=efficient)
