@@ -1,0 +1,544 @@
+"""Benchmark runner: global_pointer vs spancat, a CRF tagger and spaCy ner (issue 4).
+
+    python bench/run.py run genia --systems global_pointer,spancat --encoders cnn
+
+Every training run and every timing repeat is its own subprocess and writes one JSON file
+when it finishes; a rerun skips what is on disk, so an interrupted benchmark resumes.
+Layout under the output dir (default bench/runs):
+    {dataset}/{encoder}/{system}/seed{seed}/result.json   (+ model-best/, train.log)
+    {dataset}/{encoder}/timing/{system}-seed{seed}-r{repeat}.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import typer
+from typing_extensions import Annotated
+
+BENCH = Path(__file__).resolve().parent
+PROJECT = BENCH.parent
+for _p in (PROJECT, PROJECT / "scripts"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from bench.configs import ENCODERS, FLAT_SYSTEMS, SYSTEMS, config_text  # noqa: E402
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+SPANS_KEY = "sc"
+SPAN_COVERAGE = 0.995
+
+
+class Dataset(str, Enum):
+    genia = "genia"
+    cluener = "cluener"
+    weibo = "weibo"
+
+
+# lang, alignment of span edges, split files, held-out split.
+# CLUENER has no labelled test split: its dev set is the held-out split, and model
+# selection uses the last 1,000 sentences of train (not trained on).
+DATASETS: Dict[str, Dict[str, Any]] = {
+    "genia": {"lang": "en", "alignment": "split", "heldout": "test",
+              "splits": {"train": "genia/train.jsonl", "dev": "genia/dev.jsonl", "test": "genia/test.jsonl"},
+              "systems": ["global_pointer", "global_pointer_efficient", "spancat", "spancat_1_3", "crf"]},
+    "cluener": {"lang": "zh", "alignment": "strict", "heldout": "test", "dev_from_train": 1000,
+                "splits": {"train": "cluener/train.jsonl", "test": "cluener/dev.jsonl"},
+                "systems": list(SYSTEMS)},
+    "weibo": {"lang": "zh", "alignment": "strict", "heldout": "test",
+              "splits": {"train": "weibo/train.jsonl", "dev": "weibo/dev.jsonl", "test": "weibo/test.jsonl"},
+              "systems": list(SYSTEMS)},
+}
+
+
+def _set_threads(threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write atomically: a file that exists is complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf8")
+    tmp.replace(path)
+
+
+def machine_info() -> Dict[str, Any]:
+    import numpy
+    import spacy
+    import thinc
+    import torch
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        from importlib.metadata import version
+
+        crf_version = version("pytorch-crf")
+    except Exception:
+        crf_version = None
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_gb, 1),
+        "platform": platform.platform(), "python": platform.python_version(),
+        "spacy": spacy.__version__, "thinc": thinc.__version__, "torch": torch.__version__,
+        "numpy": numpy.__version__, "pytorch-crf": crf_version,
+    }
+
+
+# --- corpora ----------------------------------------------------------------------------
+
+
+def corpus_paths(corpus_dir: Path) -> Dict[str, Path]:
+    return {split: corpus_dir / f"{split}.spacy" for split in ("train", "dev", "test")}
+
+
+def prepare_corpus(dataset: str, data_dir: Path, corpus_dir: Path) -> Dict[str, Any]:
+    """Convert the span JSONL to DocBins with doc.spans["sc"] (all spans) and doc.ents
+    (the outermost spans, for the flat systems); write span-length statistics."""
+    stats_path = corpus_dir / "stats.json"
+    if stats_path.exists() and all(p.exists() for p in corpus_paths(corpus_dir).values()):
+        return json.loads(stats_path.read_text())
+    import numpy
+    import spacy
+    from convert_jsonl import Alignment, convert_records
+    from spacy.tokens import DocBin
+    from spacy.util import filter_spans
+    from span_utils import read_jsonl
+
+    spec = DATASETS[dataset]
+    records = {split: list(read_jsonl(data_dir / rel)) for split, rel in spec["splits"].items()}
+    if "dev_from_train" in spec:
+        n = spec["dev_from_train"]
+        records["train"], records["dev"] = records["train"][:-n], records["train"][-n:]
+    nlp = spacy.blank(spec["lang"])
+    stats: Dict[str, Any] = {"dataset": dataset, "lang": spec["lang"], "splits": {}}
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    lengths: List[int] = []
+    for split, recs in records.items():
+        docbin, report = convert_records(
+            recs, lang=spec["lang"], spans_key=SPANS_KEY, alignment=Alignment(spec["alignment"])
+        )
+        out = DocBin(attrs=["ORTH", "SPACY", "ENT_IOB", "ENT_TYPE"], store_user_data=False)
+        n_outer = 0
+        for doc in docbin.get_docs(nlp.vocab):
+            doc.ents = filter_spans(list(doc.spans[SPANS_KEY]))
+            n_outer += len(doc.ents)
+            out.add(doc)
+            if split == "train":
+                # Lengths in the tokens the model will see (the pipeline's tokenizer).
+                pred = nlp.make_doc(doc.text)
+                for span in doc.spans[SPANS_KEY]:
+                    aligned = pred.char_span(span.start_char, span.end_char)
+                    if aligned is not None:
+                        lengths.append(len(aligned))
+        out.to_disk(corpus_dir / f"{split}.spacy")
+        stats["splits"][split] = {"docs": report["docs"], "spans": report["spans_kept"],
+                                  "outermost_spans": n_outer, "misaligned": report["misaligned"]}
+    arr = numpy.asarray(lengths)
+    cover = int(next(n for n in range(1, arr.max() + 1) if (arr <= n).mean() >= SPAN_COVERAGE))
+    stats["train_span_lengths"] = {
+        "aligned_spans": len(lengths), "max": int(arr.max()),
+        "coverage": SPAN_COVERAGE, "covering_length": cover,
+        "coverage_of_1_3": float((arr <= 3).mean()), "coverage_of_32": float((arr <= 32).mean()),
+    }
+    stats["spancat_sizes"] = list(range(1, cover + 1))
+    _write_json(stats_path, stats)
+    return stats
+
+
+# --- scoring ----------------------------------------------------------------------------
+
+CharSpan = Tuple[int, int, str]
+
+
+def _char_spans(spans: Iterable[Any]) -> set:
+    return {(s.start_char, s.end_char, s.label_) for s in spans}
+
+
+def _outermost(spans: set) -> set:
+    return {a for a in spans if not any(b != a and b[0] <= a[0] and a[1] <= b[1]
+                                        and (b[0], b[1]) != (a[0], a[1]) for b in spans)}
+
+
+def _prf(tp: int, n_pred: int, n_gold: int) -> Dict[str, float]:
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_gold if n_gold else 0.0
+    return {"p": p, "r": r, "f": 2 * p * r / (p + r) if p + r else 0.0,
+            "tp": tp, "predicted": n_pred, "gold": n_gold}
+
+
+def score_predictions(pred_sets: Sequence[set], gold_sets: Sequence[set]) -> Dict[str, Any]:
+    """P/R/F on character offsets (tokenization-independent), overall, per type, against
+    the outermost gold spans, and recall on nested gold spans."""
+    from evaluate import nested_gold
+
+    tp = n_pred = n_gold = 0
+    per_type: Dict[str, List[int]] = {}
+    outer = [0, 0, 0]
+    nested = [0, 0]
+    for pred, gold in zip(pred_sets, gold_sets, strict=True):
+        tp += len(pred & gold)
+        n_pred += len(pred)
+        n_gold += len(gold)
+        for label in {s[2] for s in pred | gold}:
+            counts = per_type.setdefault(label, [0, 0, 0])
+            p_l = {s for s in pred if s[2] == label}
+            g_l = {s for s in gold if s[2] == label}
+            counts[0] += len(p_l & g_l)
+            counts[1] += len(p_l)
+            counts[2] += len(g_l)
+        gold_outer = _outermost(gold)
+        outer[0] += len(pred & gold_outer)
+        outer[1] += len(pred)
+        outer[2] += len(gold_outer)
+        n = nested_gold(gold)
+        nested[0] += len(n & pred)
+        nested[1] += len(n)
+    return {
+        "overall": _prf(tp, n_pred, n_gold),
+        "per_type": {label: _prf(*c) for label, c in sorted(per_type.items())},
+        "outermost": _prf(*outer),
+        "nested_gold": {"found": nested[0], "spans": nested[1],
+                        "recall": nested[0] / nested[1] if nested[1] else None},
+    }
+
+
+def predict_sets(nlp: Any, texts: Sequence[str], flat: bool, batch_size: int = 256) -> List[set]:
+    return [
+        _char_spans(doc.ents if flat else doc.spans.get(SPANS_KEY, []))
+        for doc in nlp.pipe(texts, batch_size=batch_size)
+    ]
+
+
+def load_gold(path: Path, lang: str) -> Tuple[List[str], List[set]]:
+    import spacy
+    from spacy.tokens import DocBin
+
+    docs = list(DocBin().from_disk(path).get_docs(spacy.blank(lang).vocab))
+    return [d.text for d in docs], [_char_spans(d.spans[SPANS_KEY]) for d in docs]
+
+
+# --- one training run -------------------------------------------------------------------
+
+
+def run_dir(output: Path, dataset: str, encoder: str, system: str, seed: int) -> Path:
+    return output / dataset / encoder / system / f"seed{seed}"
+
+
+@app.command("train-one")
+def train_one(
+    dataset: Annotated[Dataset, typer.Argument()],
+    encoder: Annotated[str, typer.Argument()],
+    system: Annotated[str, typer.Argument()],
+    out_dir: Annotated[Path, typer.Argument(help="Run dir: result.json and model-best/")],
+    corpus_dir: Annotated[Path, typer.Option(help="Prepared DocBins")],
+    seed: Annotated[int, typer.Option()] = 0,
+    steps: Annotated[int, typer.Option(help="Training steps (same for every system)")] = 1500,
+    eval_every: Annotated[int, typer.Option(help="Steps between dev evaluations")] = 300,
+    threads: Annotated[int, typer.Option(help="torch/BLAS threads")] = 1,
+) -> None:
+    """Train one system with a fixed step budget; pick the best dev checkpoint; score it
+    on the held-out split; write result.json (internal: called by `run`)."""
+    _set_threads(threads)
+    import spacy
+    from spacy.schemas import ConfigSchemaTraining
+    from spacy.training.initialize import init_nlp
+    from spacy.training.loop import create_train_batches
+    from spacy.util import fix_random_seed, load_config_from_str, registry, resolve_dot_names
+
+    import bench.crf_component  # noqa: F401  (registers the CRF factory)
+
+    spec = DATASETS[dataset.value]
+    stats = json.loads((corpus_dir / "stats.json").read_text())
+    paths = corpus_paths(corpus_dir)
+    flat = system in FLAT_SYSTEMS
+    overrides: Dict[str, Any] = {
+        "paths.train": str(paths["train"]), "paths.dev": str(paths["dev"]),
+        "nlp.lang": spec["lang"], "system.seed": seed,
+        "training.max_steps": steps, "training.eval_frequency": eval_every,
+    }
+    if system == "spancat":
+        overrides["components.spancat.suggester.sizes"] = stats["spancat_sizes"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = load_config_from_str(config_text(encoder, system), overrides=overrides, interpolate=False)
+    config.to_disk(out_dir / "config.cfg")
+    wall_start = time.perf_counter()
+    fix_random_seed(seed)
+    nlp = init_nlp(config)
+    init_seconds = time.perf_counter() - wall_start
+    config = nlp.config.interpolate()
+    T = registry.resolve(config["training"], schema=ConfigSchemaTraining)
+    train_corpus, _ = resolve_dot_names(config, [T["train_corpus"], T["dev_corpus"]])
+    optimizer = T["optimizer"]
+    dev_texts, dev_gold = load_gold(paths["dev"], spec["lang"])
+    if flat:
+        dev_gold = [_outermost(g) for g in dev_gold]
+    batches = create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"])
+    tag = f"[{dataset.value}/{encoder}/{system}/seed{seed}]"
+    curve: List[Dict[str, Any]] = []
+    train_seconds = eval_seconds = 0.0
+    words = 0
+    losses: Dict[str, float] = {}
+    best: Dict[str, Any] = {"dev_f": -1.0}
+    for step, (epoch, batch) in enumerate(batches, start=1):
+        n_words = sum(len(eg.predicted) for eg in batch)
+        start = time.perf_counter()
+        nlp.update(batch, drop=T["dropout"], sgd=optimizer, losses=losses)
+        train_seconds += time.perf_counter() - start
+        words += n_words
+        if step % eval_every == 0 or step == steps:
+            start = time.perf_counter()
+            dev = score_predictions(predict_sets(nlp, dev_texts, flat), dev_gold)["overall"]
+            point = {"step": step, "epoch": epoch, "words": words, "train_seconds": train_seconds,
+                     "wall_seconds": time.perf_counter() - wall_start,
+                     "loss": sum(losses.values()), "dev": dev}
+            curve.append(point)
+            if dev["f"] > best["dev_f"]:
+                best = {"dev_f": dev["f"], "step": step, "train_seconds": train_seconds,
+                        "wall_seconds": point["wall_seconds"]}
+                nlp.to_disk(out_dir / "model-best")
+            eval_seconds += time.perf_counter() - start
+            print(f"{tag} step {step}/{steps} epoch {epoch} loss {point['loss']:.2f} "
+                  f"dev P {dev['p']:.3f} R {dev['r']:.3f} F {dev['f']:.3f} | "
+                  f"train {words / train_seconds:.0f} words/s | {point['wall_seconds']:.0f}s",
+                  flush=True)
+            losses = {}
+        if step >= steps:
+            break
+    best_nlp = spacy.load(out_dir / "model-best")
+    test_texts, test_gold = load_gold(paths[spec["heldout"]], spec["lang"])
+    start = time.perf_counter()
+    test = score_predictions(predict_sets(best_nlp, test_texts, flat), test_gold)
+    test_seconds = time.perf_counter() - start
+    o = test["overall"]
+    print(f"{tag} held-out ({spec['heldout']}): P {o['p']:.4f} R {o['r']:.4f} F {o['f']:.4f}"
+          f" | outermost F {test['outermost']['f']:.4f}", flush=True)
+    result = {
+        "dataset": dataset.value, "encoder": encoder, "system": system, "seed": seed,
+        "flat": flat, "steps": steps, "eval_every": eval_every, "threads": threads,
+        "spancat_sizes": overrides.get("components.spancat.suggester.sizes"),
+        "heldout_split": spec["heldout"],
+        "init_seconds": init_seconds, "train_seconds": train_seconds, "train_words": words,
+        "train_words_per_second": words / train_seconds if train_seconds else 0.0,
+        "eval_seconds": eval_seconds, "wall_seconds": time.perf_counter() - wall_start,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "curve": curve, "best": best, "test": test, "test_seconds": test_seconds,
+        "machine": machine_info(),
+    }
+    _write_json(out_dir / "result.json", result)
+
+
+# --- prediction speed -------------------------------------------------------------------
+
+
+def _time_pipe(nlp: Any, texts: Sequence[str], batch_size: int) -> Dict[str, float]:
+    start = time.perf_counter()
+    n_words = sum(len(doc) for doc in nlp.pipe(texts, batch_size=batch_size))
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "words": n_words, "words_per_second": n_words / seconds}
+
+
+@app.command("measure")
+def measure(
+    model_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
+    data: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Argument()],
+    batch1_docs: Annotated[int, typer.Option(help="Docs timed at batch size 1")] = 300,
+    large_batch: Annotated[int, typer.Option(help="Docs per batch for the large batch")] = 256,
+    threads: Annotated[int, typer.Option()] = 1,
+) -> None:
+    """Prediction words/s of one pipeline at batch size 1 and a large batch, for the full
+    pipeline and for the encoder alone (tokenizer + tok2vec); peak RSS (internal)."""
+    _set_threads(threads)
+    import spacy
+    from spacy.tokens import DocBin
+
+    import bench.crf_component  # noqa: F401
+
+    nlp = spacy.load(model_dir)
+    texts = [d.text for d in DocBin().from_disk(data).get_docs(nlp.vocab)]
+    _time_pipe(nlp, texts[:50], 16)  # warm-up
+    out: Dict[str, Any] = {"model": str(model_dir), "data": str(data), "docs": len(texts),
+                           "batch1_docs": min(batch1_docs, len(texts)), "large_batch": large_batch}
+    start = time.perf_counter()
+    n_words = sum(len(nlp.make_doc(t)) for t in texts)
+    out["tokenizer"] = {"seconds": time.perf_counter() - start, "words": n_words}
+    for name, enabled in (("full", None), ("encoder_only", ["tok2vec"])):
+        if enabled is None:
+            out[name] = {"batch1": _time_pipe(nlp, texts[:batch1_docs], 1),
+                         "large": _time_pipe(nlp, texts, large_batch)}
+        else:
+            with nlp.select_pipes(enable=enabled):
+                out[name] = {"batch1": _time_pipe(nlp, texts[:batch1_docs], 1),
+                             "large": _time_pipe(nlp, texts, large_batch)}
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    _write_json(output, out)
+
+
+@app.command("profile")
+def profile(
+    model_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
+    data: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Argument(help="Text file for the cProfile listing")],
+    docs: Annotated[int, typer.Option()] = 500,
+    batch_size: Annotated[int, typer.Option()] = 256,
+    threads: Annotated[int, typer.Option()] = 1,
+) -> None:
+    """cProfile of prediction (nlp.pipe) on a large batch: which operations dominate."""
+    import cProfile
+    import io
+    import pstats
+
+    _set_threads(threads)
+    import spacy
+    from spacy.tokens import DocBin
+
+    import bench.crf_component  # noqa: F401
+
+    nlp = spacy.load(model_dir)
+    texts = [d.text for d in DocBin().from_disk(data).get_docs(nlp.vocab)][:docs]
+    _time_pipe(nlp, texts[:50], 16)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    list(nlp.pipe(texts, batch_size=batch_size))
+    profiler.disable()
+    buf = io.StringIO()
+    stats = pstats.Stats(profiler, stream=buf).sort_stats("tottime")
+    stats.print_stats(25)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(buf.getvalue(), encoding="utf8")
+    print(buf.getvalue()[:4000])
+
+
+# --- orchestration ----------------------------------------------------------------------
+
+
+def _stream(cmd: List[str], log: Path) -> int:
+    """Run a child process, echoing its output and keeping it in a log file."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf8") as file_:
+        file_.write(f"$ {' '.join(cmd)}\n")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            file_.write(line)
+            file_.flush()
+            if not line.startswith(("  warnings.warn", "/")) and "Warning" not in line:
+                print("   " + line, end="", flush=True)
+        return proc.wait()
+
+
+def _split_list(value: str) -> List[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@app.command("run")
+def run(
+    dataset: Annotated[Dataset, typer.Argument(help="Dataset to benchmark")],
+    systems: Annotated[Optional[str], typer.Option(help="Comma-separated systems (default: all for the dataset)")] = None,
+    encoders: Annotated[str, typer.Option(help="Comma-separated encoders: cnn,bilstm")] = "cnn,bilstm",
+    steps: Annotated[int, typer.Option(help="Training steps, the same for every system")] = 1500,
+    eval_every: Annotated[int, typer.Option(help="Steps between dev evaluations")] = 300,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds, one training run each")] = "0,1,2",
+    repeats: Annotated[int, typer.Option(help="Timing repeats (median reported), systems alternated")] = 3,
+    batch1_docs: Annotated[int, typer.Option(help="Docs timed at batch size 1")] = 300,
+    output: Annotated[Path, typer.Option(help="Results dir")] = BENCH / "runs",
+    data_dir: Annotated[Path, typer.Option(help="Shared corpora (span JSONL)")] = PROJECT.parent.parent / "shared" / "data",
+    corpus_root: Annotated[Path, typer.Option(help="Where prepared DocBins go")] = PROJECT / "corpus" / "bench",
+    threads: Annotated[int, typer.Option(help="torch/BLAS threads per process")] = 1,
+    skip_timing: Annotated[bool, typer.Option(help="Train only")] = False,
+) -> None:
+    """Train every (encoder, seed, system) not yet on disk, then time prediction with the
+    systems alternated, `repeats` times. Resumable: finished runs are skipped."""
+    ds = dataset.value
+    system_list = _split_list(systems) if systems else list(DATASETS[ds]["systems"])
+    encoder_list = _split_list(encoders)
+    for name in system_list:
+        if name not in SYSTEMS:
+            raise typer.BadParameter(f"unknown system {name!r}; known: {', '.join(SYSTEMS)}")
+    for name in encoder_list:
+        if name not in ENCODERS:
+            raise typer.BadParameter(f"unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
+    seed_list = [int(s) for s in _split_list(seeds)]
+    corpus_dir = corpus_root / ds
+    print(f"== {ds}: preparing corpus in {corpus_dir}", flush=True)
+    stats = prepare_corpus(ds, data_dir, corpus_dir)
+    print(f"   splits {stats['splits']}\n   spancat sizes (cover {SPAN_COVERAGE:.1%}): "
+          f"{stats['spancat_sizes']}", flush=True)
+    plan = [(e, s, sy) for e in encoder_list for s in seed_list for sy in system_list]
+    here = [sys.executable, str(Path(__file__).resolve())]
+    failed = []
+    t0 = time.time()
+    for i, (encoder, seed, system) in enumerate(plan, start=1):
+        rdir = run_dir(output, ds, encoder, system, seed)
+        if (rdir / "result.json").exists():
+            print(f"[{i}/{len(plan)}] {encoder}/{system}/seed{seed}: done, skipped", flush=True)
+            continue
+        print(f"[{i}/{len(plan)}] {encoder}/{system}/seed{seed}: training {steps} steps "
+              f"({(time.time() - t0) / 60:.1f} min elapsed)", flush=True)
+        rc = _stream([*here, "train-one", ds, encoder, system, str(rdir), "--corpus-dir", str(corpus_dir),
+                      "--seed", str(seed), "--steps", str(steps), "--eval-every", str(eval_every),
+                      "--threads", str(threads)], rdir / "train.log")
+        if rc:
+            failed.append(f"train {encoder}/{system}/seed{seed} (exit {rc}, see {rdir / 'train.log'})")
+    if not skip_timing:
+        test_path = corpus_paths(corpus_dir)[DATASETS[ds]["heldout"]]
+        seed = seed_list[0]
+        for encoder in encoder_list:
+            have = [sy for sy in system_list if (run_dir(output, ds, encoder, sy, seed) / "model-best").exists()]
+            for repeat in range(repeats):
+                # Rotate the order each repeat: no system always runs first or last.
+                order = have[repeat % len(have):] + have[: repeat % len(have)] if have else []
+                for system in order:
+                    out = output / ds / encoder / "timing" / f"{system}-seed{seed}-r{repeat}.json"
+                    if out.exists():
+                        continue
+                    print(f"[timing {repeat + 1}/{repeats}] {encoder}/{system}", flush=True)
+                    rc = _stream([*here, "measure", str(run_dir(output, ds, encoder, system, seed) / "model-best"),
+                                  str(test_path), str(out), "--batch1-docs", str(batch1_docs),
+                                  "--threads", str(threads)], out.with_suffix(".log"))
+                    if rc:
+                        failed.append(f"timing {encoder}/{system} r{repeat} (exit {rc})")
+    print(f"== {ds}: finished in {(time.time() - t0) / 60:.1f} min", flush=True)
+    for line in failed:
+        print(f"   FAILED: {line}", flush=True)
+    status(output=output)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status(output: Annotated[Path, typer.Option(help="Results dir")] = BENCH / "runs") -> None:
+    """List finished training runs and timing repeats."""
+    for result in sorted(output.glob("*/*/*/seed*/result.json")):
+        r = json.loads(result.read_text())
+        o = r["test"]["overall"]
+        print(f"{r['dataset']:8} {r['encoder']:6} {r['system']:25} seed{r['seed']} "
+              f"F {o['f'] * 100:5.1f}  train {r['train_words_per_second']:7.0f} w/s")
+    n_timing = len(list(output.glob("*/*/timing/*.json")))
+    print(f"{n_timing} timing repeats on disk")
+
+
+if __name__ == "__main__":
+    app()
