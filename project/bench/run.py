@@ -77,6 +77,19 @@ def _write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
+def code_version() -> Dict[str, Any]:
+    """The repository commit, and whether the package's sources differ from it."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=PROJECT, capture_output=True, text=True,
+                                  timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "package_modified": bool(git("status", "--porcelain", "../spacy_globalpointer"))}
+
+
 def machine_info() -> Dict[str, Any]:
     import numpy
     import spacy
@@ -344,7 +357,7 @@ def train_one(
         "eval_seconds": eval_seconds, "wall_seconds": time.perf_counter() - wall_start,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "curve": curve, "best": best, "test": test, "test_seconds": test_seconds,
-        "machine": machine_info(),
+        "machine": machine_info(), "code": code_version(),
     }
     _write_json(out_dir / "result.json", result)
 
@@ -393,6 +406,7 @@ def measure(
                 out[name] = {"batch1": _time_pipe(nlp, texts[:batch1_docs], 1),
                              "large": _time_pipe(nlp, texts, large_batch)}
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["code"] = code_version()
     _write_json(output, out)
 
 
