@@ -1,0 +1,368 @@
+"""Build the results page (BENCHMARKS.md) and its PNG charts from the benchmark's JSON.
+
+    python bench/report.py --runs bench/runs --output BENCHMARKS.md --figures bench/figures
+
+Reads every ``result.json`` (one training run) and timing repeat under the runs dir; the
+page is rebuilt from scratch, so run it again whenever more runs have finished.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import typer
+from typing_extensions import Annotated
+
+BENCH = Path(__file__).resolve().parent
+PROJECT = BENCH.parent
+
+SYSTEM_ORDER = ["global_pointer", "global_pointer_efficient", "spancat", "spancat_1_3", "crf", "ner"]
+SYSTEM_NAMES = {
+    "global_pointer": "global_pointer",
+    "global_pointer_efficient": "global_pointer (efficient)",
+    "spancat": "spancat (99.5% sizes)",
+    "spancat_1_3": "spancat (sizes 1-3)",
+    "crf": "CRF tagger",
+    "ner": "spaCy ner",
+}
+DATASET_NOTES = {
+    "genia": "GENIA (nested), held-out split: test",
+    "cluener": "CLUENER (flat), held-out split: the official dev set (model selection on the "
+               "last 1,000 train sentences, not trained on)",
+    "weibo": "Weibo (flat), held-out split: test",
+}
+
+Key = Tuple[str, str, str]  # dataset, encoder, system
+
+
+def collect(runs: Path) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """All training results and timing repeats under a runs dir."""
+    results = [json.loads(p.read_text(encoding="utf8")) for p in sorted(runs.glob("*/*/*/seed*/result.json"))]
+    timings = []
+    for path in sorted(runs.glob("*/*/timing/*.json")):
+        dataset, encoder = path.parts[-4], path.parts[-3]
+        system, seed, repeat = path.stem.rsplit("-", 2)
+        timing = json.loads(path.read_text(encoding="utf8"))
+        timing.update({"dataset": dataset, "encoder": encoder, "system": system,
+                       "seed": int(seed[4:]), "repeat": int(repeat[1:])})
+        timings.append(timing)
+    return results, timings
+
+
+def _median(values: Sequence[Optional[float]]) -> Optional[float]:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _median_speed(times: List[Dict[str, Any]], part: str, size: str) -> Optional[float]:
+    return _median([t[part][size]["words_per_second"] for t in times])
+
+
+def _sort_key(key: Key) -> Tuple[str, str, int]:
+    order = SYSTEM_ORDER.index(key[2]) if key[2] in SYSTEM_ORDER else len(SYSTEM_ORDER)
+    return key[0], key[1], order
+
+
+def summarize(results: List[Dict[str, Any]], timings: List[Dict[str, Any]]) -> Dict[Key, Dict[str, Any]]:
+    """One row per (dataset, encoder, system): medians over seeds (scores, training speed)
+    and over timing repeats (prediction speed)."""
+    rows: Dict[Key, Dict[str, Any]] = {}
+    for r in results:
+        rows.setdefault((r["dataset"], r["encoder"], r["system"]), {"runs": [], "timings": []})["runs"].append(r)
+    for t in timings:
+        rows.setdefault((t["dataset"], t["encoder"], t["system"]), {"runs": [], "timings": []})["timings"].append(t)
+    out: Dict[Key, Dict[str, Any]] = {}
+    for key in sorted(rows, key=_sort_key):
+        runs, times = rows[key]["runs"], rows[key]["timings"]
+        row: Dict[str, Any] = {"dataset": key[0], "encoder": key[1], "system": key[2],
+                               "seeds": len(runs), "repeats": len(times)}
+        if runs:
+            test = [r["test"] for r in runs]
+            row.update({
+                "flat": runs[0].get("flat", False),
+                "steps": runs[0]["steps"],
+                "spancat_sizes": runs[0].get("spancat_sizes"),
+                "p": _median([t["overall"]["p"] for t in test]),
+                "r": _median([t["overall"]["r"] for t in test]),
+                "f": _median([t["overall"]["f"] for t in test]),
+                "f_outermost": _median([t.get("outermost", {}).get("f") for t in test]),
+                "nested_recall": _median([t.get("nested_gold", {}).get("recall") for t in test]),
+                "per_type": {label: _median([t["per_type"].get(label, {}).get("f") for t in test])
+                             for label in sorted({lab for t in test for lab in t["per_type"]})},
+                "train_wps": _median([r["train_words_per_second"] for r in runs]),
+                "train_seconds": _median([r["train_seconds"] for r in runs]),
+                "best_step": _median([r["best"]["step"] for r in runs]),
+                "best_train_seconds": _median([r["best"]["train_seconds"] for r in runs]),
+                "dev_f": _median([r["best"]["dev_f"] for r in runs]),
+                "train_peak_rss_mb": _median([r.get("peak_rss_mb") for r in runs]),
+                "curve": runs[0].get("curve", []),
+            })
+        if times:
+            row.update({
+                "pred_bs1": _median_speed(times, "full", "batch1"),
+                "pred_large": _median_speed(times, "full", "large"),
+                "enc_bs1": _median_speed(times, "encoder_only", "batch1"),
+                "enc_large": _median_speed(times, "encoder_only", "large"),
+                "pred_peak_rss_mb": _median([t.get("peak_rss_mb") for t in times]),
+            })
+            for size in ("bs1", "large"):
+                full, enc = row[f"pred_{size}"], row[f"enc_{size}"]
+                # Time is words / speed: the head's share of the full pipeline's time.
+                row[f"head_share_{size}"] = 1 - full / enc if full and enc else None
+        out[key] = row
+    return out
+
+
+def _pct(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value * 100:.1f}"
+
+
+def _num(value: Optional[float], fmt: str = "{:,.0f}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def _table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def _group(rows: Dict[Key, Dict[str, Any]]) -> Dict[Tuple[str, str], List[Dict[str, Any]]]:
+    groups: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+    for (dataset, encoder, _), row in rows.items():
+        groups.setdefault((dataset, encoder), []).append(row)
+    return groups
+
+
+def accuracy_table(group: List[Dict[str, Any]], nested: bool) -> str:
+    header = ["system", "P", "R", "F", "seeds"]
+    if nested:
+        header[4:4] = ["F (outermost gold)", "nested recall"]
+    lines = []
+    for row in group:
+        if "f" not in row:
+            continue
+        line = [SYSTEM_NAMES.get(row["system"], row["system"]), _pct(row["p"]), _pct(row["r"]), _pct(row["f"])]
+        if nested:
+            line += [_pct(row.get("f_outermost")), _pct(row.get("nested_recall"))]
+        lines.append(line + [str(row["seeds"])])
+    return _table(header, lines)
+
+
+def per_type_table(group: List[Dict[str, Any]]) -> str:
+    labels = sorted({label for row in group for label in row.get("per_type", {})})
+    lines = [[SYSTEM_NAMES.get(row["system"], row["system"])] + [_pct(row["per_type"].get(label)) for label in labels]
+             for row in group if "per_type" in row]
+    return _table(["F per type", *labels], lines)
+
+
+def speed_table(group: List[Dict[str, Any]]) -> str:
+    header = ["system", "train words/s", "steps to best dev", "train s to best dev",
+              "predict words/s (batch 1)", "predict words/s (batch 256)",
+              "encoder alone (batch 256)", "head's share of time (batch 1 / 256)",
+              "peak RSS predict (MB)", "repeats"]
+    lines = []
+    for row in group:
+        share = (f"{_pct(row.get('head_share_bs1'))}% / {_pct(row.get('head_share_large'))}%"
+                 if row.get("head_share_large") is not None else "—")
+        lines.append([
+            SYSTEM_NAMES.get(row["system"], row["system"]), _num(row.get("train_wps")),
+            _num(row.get("best_step")), _num(row.get("best_train_seconds")),
+            _num(row.get("pred_bs1")), _num(row.get("pred_large")), _num(row.get("enc_large")),
+            share, _num(row.get("pred_peak_rss_mb")), str(row["repeats"]),
+        ])
+    return _table(header, lines)
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return a / b if a and b else None
+
+
+def targets(rows: Dict[Key, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The issue's targets, per encoder, with the numbers behind each verdict."""
+    out: List[Dict[str, Any]] = []
+    encoders = sorted({k[1] for k in rows})
+
+    def get(dataset: str, encoder: str, system: str, field: str) -> Optional[float]:
+        return rows.get((dataset, encoder, system), {}).get(field)
+
+    def add(name: str, value: Optional[float], goal: float, detail: str, unit: str = "x") -> None:
+        if value is None:
+            verdict = "not measured"
+        else:
+            verdict = "met" if value >= goal else "missed"
+        shown = "—" if value is None else (f"{value:+.1f} points" if unit == "pts" else f"{value:.2f}x")
+        goal_text = f"{goal:+.1f} points" if unit == "pts" else f">= {goal:.2f}x"
+        out.append({"target": name, "value": shown, "goal": goal_text, "verdict": verdict, "detail": detail})
+
+    for enc in encoders:
+        gp = get("genia", enc, "global_pointer", "f")
+        spancats = [(s, get("genia", enc, s, "f")) for s in ("spancat", "spancat_1_3")]
+        spancats = [(s, f) for s, f in spancats if f is not None]
+        best = max(spancats, key=lambda x: x[1]) if spancats else None
+        add(f"GENIA test F1: global_pointer vs best spancat ({enc})",
+            (gp - best[1]) * 100 if gp is not None and best else None, 3.0,
+            f"global_pointer {_pct(gp)} vs {SYSTEM_NAMES[best[0]]} {_pct(best[1])}" if best else "spancat not run",
+            unit="pts")
+        gp_c, crf_c = get("cluener", enc, "global_pointer", "f"), get("cluener", enc, "crf", "f")
+        add(f"CLUENER F1: global_pointer >= CRF ({enc})",
+            (gp_c - crf_c) * 100 if gp_c is not None and crf_c is not None else None, 0.0,
+            f"global_pointer {_pct(gp_c)} vs CRF {_pct(crf_c)}", unit="pts")
+        for dataset in ("cluener", "weibo", "genia"):
+            for field, goal, label in (("train_wps", 1.3, "training words/s"),
+                                       ("pred_large", 1.2, "prediction words/s, batch 256"),
+                                       ("pred_bs1", 1.2, "prediction words/s, batch 1")):
+                a, b = get(dataset, enc, "global_pointer", field), get(dataset, enc, "crf", field)
+                if a is None and b is None and dataset != "cluener":
+                    continue
+                add(f"{dataset}: global_pointer vs CRF, {label} ({enc})", _ratio(a, b), goal,
+                    f"{_num(a)} vs {_num(b)}")
+        for spancat in ("spancat", "spancat_1_3"):
+            for field, label in (("pred_large", "batch 256"), ("pred_bs1", "batch 1")):
+                a, b = get("genia", enc, "global_pointer", field), get("genia", enc, spancat, field)
+                add(f"genia: global_pointer vs {SYSTEM_NAMES[spancat]}, prediction {label} ({enc})",
+                    _ratio(a, b), 1.0, f"{_num(a)} vs {_num(b)}")
+    return out
+
+
+def targets_table(items: List[Dict[str, Any]]) -> str:
+    return _table(["target", "goal", "measured", "verdict", "numbers"],
+                  [[t["target"], t["goal"], t["value"], f"**{t['verdict']}**", t["detail"]] for t in items])
+
+
+def make_figures(rows: Dict[Key, Dict[str, Any]], fig_dir: Path) -> List[Path]:
+    """F1 per system, speed per system, and dev F1 over training time, per dataset/encoder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (dataset, encoder), group in _group(rows).items():
+        scored = [r for r in group if "f" in r]
+        names = [SYSTEM_NAMES.get(r["system"], r["system"]) for r in scored]
+        if scored:
+            fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=80)
+            ax.barh(names, [r["f"] * 100 for r in scored], color="#4c72b0")
+            for i, r in enumerate(scored):
+                ax.text(r["f"] * 100 + 0.5, i, f"{r['f'] * 100:.1f}", va="center", fontsize=8)
+            ax.set_xlabel("held-out F1")
+            ax.set_xlim(0, 100)
+            ax.invert_yaxis()
+            ax.set_title(f"{dataset}, {encoder} encoder: F1")
+            fig.tight_layout()
+            path = fig_dir / f"{dataset}-{encoder}-f1.png"
+            fig.savefig(path)
+            plt.close(fig)
+            written.append(path)
+        timed = [r for r in group if r.get("pred_large") or r.get("train_wps")]
+        if timed:
+            fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=80)
+            width = 0.27
+            names_t = [SYSTEM_NAMES.get(r["system"], r["system"]) for r in timed]
+            ys = range(len(timed))
+            for offset, field, label in ((-width, "train_wps", "training"),
+                                         (0.0, "pred_bs1", "predict, batch 1"),
+                                         (width, "pred_large", "predict, batch 256")):
+                ax.barh([y + offset for y in ys], [r.get(field) or 0 for r in timed], height=width, label=label)
+            ax.set_yticks(list(ys), names_t)
+            ax.invert_yaxis()
+            ax.set_xlabel("words per second (1 thread)")
+            ax.legend(fontsize=7, loc="lower right")
+            ax.set_title(f"{dataset}, {encoder} encoder: speed")
+            fig.tight_layout()
+            path = fig_dir / f"{dataset}-{encoder}-speed.png"
+            fig.savefig(path)
+            plt.close(fig)
+            written.append(path)
+        curves = [r for r in scored if r.get("curve")]
+        if curves:
+            fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=80)
+            for r in curves:
+                ax.plot([p["train_seconds"] for p in r["curve"]], [p["dev"]["f"] * 100 for p in r["curve"]],
+                        marker="o", markersize=3, label=SYSTEM_NAMES.get(r["system"], r["system"]))
+            ax.set_xlabel("training time, seconds (updates only)")
+            ax.set_ylabel("dev F1")
+            ax.legend(fontsize=7)
+            ax.set_title(f"{dataset}, {encoder} encoder: dev F1 over training time")
+            fig.tight_layout()
+            path = fig_dir / f"{dataset}-{encoder}-curve.png"
+            fig.savefig(path)
+            plt.close(fig)
+            written.append(path)
+    return written
+
+
+def build_page(
+    results: List[Dict[str, Any]],
+    timings: List[Dict[str, Any]],
+    *,
+    figures: Sequence[Path] = (),
+    page_dir: Path = PROJECT,
+    commands: Sequence[str] = (),
+    notes: str = "",
+) -> str:
+    """The markdown results page."""
+    rows = summarize(results, timings)
+    machine = results[0]["machine"] if results else {}
+    parts = ["# Benchmarks: global_pointer vs spancat, a CRF tagger and spaCy ner", "",
+             "Generated by `bench/report.py` from the JSON files the benchmark writes "
+             "(`bench/runs/`); do not edit by hand.", ""]
+    if notes:
+        parts += [notes.strip(), ""]
+    if commands:
+        parts += ["## Commands", "", "```bash", *commands, "```", ""]
+    if machine:
+        parts += ["## Machine and versions", "",
+                  _table(["", ""], [[k, str(v)] for k, v in machine.items()]), ""]
+    steps = sorted({r["steps"] for r in results})
+    if steps:
+        parts += [f"Training budget: {', '.join(map(str, steps))} steps per run, the same for every "
+                  "system of a dataset (same batcher, optimizer, dropout and embedding).", ""]
+    fig_names = {p.name for p in figures}
+    for (dataset, encoder), group in _group(rows).items():
+        parts += [f"## {dataset}, {encoder} encoder", "", DATASET_NOTES.get(dataset, dataset), ""]
+        sizes = next((r.get("spancat_sizes") for r in group if r.get("spancat_sizes")), None)
+        if sizes:
+            parts += [f"spancat n-gram sizes covering 99.5% of the training spans: {sizes[0]}-{sizes[-1]}.", ""]
+        nested = dataset == "genia"
+        parts += ["### Accuracy (held-out split)", "", accuracy_table(group, nested), ""]
+        if nested:
+            parts += ["CRF and ner cannot nest: they are trained on the outermost gold spans; "
+                      "\"F (outermost gold)\" scores every system against those.", ""]
+        parts += [per_type_table(group), "", "### Speed", "", speed_table(group), ""]
+        for kind in ("f1", "speed", "curve"):
+            name = f"{dataset}-{encoder}-{kind}.png"
+            if name in fig_names:
+                rel = next(p for p in figures if p.name == name)
+                try:
+                    rel = rel.resolve().relative_to(page_dir.resolve())
+                except ValueError:
+                    pass
+                parts += [f"![{dataset} {encoder} {kind}]({rel.as_posix()})", ""]
+    parts += ["## Targets", "", targets_table(targets(rows)), ""]
+    return "\n".join(parts)
+
+
+def main(
+    runs: Annotated[Path, typer.Option(help="Results dir of bench/run.py")] = BENCH / "runs",
+    output: Annotated[Path, typer.Option(help="Markdown page to write")] = PROJECT / "BENCHMARKS.md",
+    figures: Annotated[Path, typer.Option(help="Folder for the PNG charts")] = BENCH / "figures",
+    notes: Annotated[Optional[Path], typer.Option(help="Markdown to put at the top (e.g. bench/NOTES.md)")] = None,
+    command: Annotated[Optional[List[str]], typer.Option(help="Command lines that produced the runs")] = None,
+) -> None:
+    """Write the results page and charts from the JSON on disk."""
+    results, timings = collect(runs)
+    written = make_figures(summarize(results, timings), figures)
+    page = build_page(results, timings, figures=written, page_dir=output.parent, commands=command or [],
+                      notes=notes.read_text(encoding="utf8") if notes else "")
+    output.write_text(page, encoding="utf8")
+    print(f"{len(results)} runs, {len(timings)} timing repeats -> {output}, {len(written)} figures in {figures}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,168 @@
+"""Tests for the benchmark code in project/bench: the CRF tagger component, the scoring
+helpers, the configs and the results-page generator (no real training)."""
+
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+from spacy.training import Example
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT = REPO / "project"
+if str(PROJECT) not in sys.path:
+    sys.path.insert(0, str(PROJECT))
+
+pytest.importorskip("torchcrf")
+
+from bench import configs, report  # noqa: E402
+from bench import crf_component as crf  # noqa: E402
+from bench import run as bench_run  # noqa: E402
+
+TINY_TOK2VEC = {
+    "@architectures": "spacy.HashEmbedCNN.v2", "pretrained_vectors": None, "width": 32, "depth": 1,
+    "embed_size": 500, "window_size": 1, "maxout_pieces": 2, "subword_features": True,
+}
+FLAT = [
+    ("Alice met Bob in Paris today .", [(0, 5, "PER"), (10, 13, "PER"), (17, 22, "LOC")]),
+    ("Visit New York now", [(6, 14, "LOC")]),
+    ("Nothing here", []),
+]
+
+
+def _crf_nlp():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("bench_crf_tagger", config={
+        "model": {"@architectures": "spacy-globalpointer-bench.CRFTagger.v1", "tok2vec": TINY_TOK2VEC}
+    })
+    examples = []
+    for text, ents in FLAT:
+        gold = nlp.make_doc(text)
+        gold.ents = [gold.char_span(s, e, label=lab) for s, e, lab in ents]
+        examples.append(Example(nlp.make_doc(text), gold))
+    return nlp, examples
+
+
+def test_crf_trains_and_decodes_valid_spans(tmp_path):
+    nlp, examples = _crf_nlp()
+    optimizer = nlp.initialize(lambda: examples)
+    assert nlp.get_pipe("bench_crf_tagger").tags == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    first = nlp.update(examples, sgd=optimizer, losses={})["bench_crf_tagger"]
+    for _ in range(40):
+        last = nlp.update(examples, sgd=optimizer, losses={})["bench_crf_tagger"]
+    assert last < first / 10
+    docs = list(nlp.pipe([text for text, _ in FLAT] + [""]))
+    for doc in docs:
+        previous_end = 0
+        for ent in doc.ents:  # doc.ents itself rejects overlaps; check bounds and labels
+            assert previous_end <= ent.start < ent.end <= len(doc)
+            assert ent.label_ in {"PER", "LOC"}
+            previous_end = ent.end
+    assert [(e.text, e.label_) for e in docs[1].ents] == [("New York", "LOC")]
+    assert len(docs[-1].ents) == 0
+    nlp.to_disk(tmp_path / "crf")
+    reloaded = spacy.load(tmp_path / "crf")
+    assert [(e.start, e.end, e.label_) for e in reloaded(FLAT[0][0]).ents] == [
+        (e.start, e.end, e.label_) for e in docs[0].ents
+    ]
+
+
+def test_viterbi_matches_brute_force():
+    nlp, examples = _crf_nlp()
+    nlp.initialize(lambda: examples)
+    layer = nlp.get_pipe("bench_crf_tagger").model.get_ref("crf")
+    rng = numpy.random.default_rng(0)
+    n_tags = layer.get_dim("nO")
+    for name, shape in (("transitions", (n_tags, n_tags)), ("start", (n_tags,)), ("end", (n_tags,))):
+        layer.set_param(name, rng.normal(size=shape).astype("float32"))
+    trans, start, end = (layer.get_param(n) for n in ("transitions", "start", "end"))
+    emissions = [rng.normal(size=(n, n_tags)).astype("float32") for n in (4, 1, 3)]
+
+    def score(em, path):
+        total = start[path[0]] + end[path[-1]] + sum(em[i, t] for i, t in enumerate(path))
+        return total + sum(trans[a, b] for a, b in zip(path, path[1:]))
+
+    decoded = crf.viterbi_decode(layer, emissions)
+    for em, path in zip(emissions, decoded):
+        best = max(itertools.product(range(n_tags), repeat=len(em)), key=lambda p: score(em, p))
+        assert tuple(path) == best
+
+
+def test_tags_to_spans_reads_stray_inside_tags_as_starts():
+    assert crf.tags_to_spans(["B-A", "I-A", "O", "I-B", "I-B", "B-A", "B-A", "I-B"]) == [
+        (0, 2, "A"), (3, 5, "B"), (5, 6, "A"), (6, 7, "A"), (7, 8, "B")
+    ]
+    assert crf.tags_to_spans([]) == []
+
+
+def test_score_predictions_nested_and_outermost():
+    gold = {(0, 10, "A"), (0, 4, "B"), (12, 15, "A")}
+    pred = {(0, 4, "B"), (12, 15, "A"), (5, 6, "A")}
+    scores = bench_run.score_predictions([pred], [gold])
+    assert scores["overall"]["tp"] == 2 and scores["overall"]["predicted"] == 3
+    assert scores["nested_gold"] == {"found": 1, "spans": 2, "recall": 0.5}
+    assert scores["outermost"]["gold"] == 2 and scores["outermost"]["tp"] == 1
+    assert scores["per_type"]["B"]["f"] == 1.0
+
+
+def test_written_configs_are_current_and_load():
+    for encoder in configs.ENCODERS:
+        for system in configs.SYSTEMS:
+            path = configs.config_path(PROJECT / "bench" / "configs", encoder, system)
+            text = configs.config_text(encoder, system)
+            assert path.read_text(encoding="utf8") == text, f"rerun python bench/configs.py ({path.name})"
+            config = spacy.util.load_config_from_str(text, interpolate=True)
+            assert config["nlp"]["pipeline"][0] == "tok2vec"
+
+
+def _result(system, f, train_wps, flat=False):
+    overall = {"p": f, "r": f, "f": f}
+    return {
+        "dataset": "genia", "encoder": "cnn", "system": system, "seed": 0, "flat": flat, "steps": 100,
+        "spancat_sizes": [1, 2, 3, 4] if system == "spancat" else None,
+        "train_words_per_second": train_wps, "train_seconds": 10.0,
+        "best": {"step": 100, "train_seconds": 9.0, "dev_f": f},
+        "curve": [{"step": 50, "train_seconds": 5.0, "dev": {"f": f / 2}},
+                  {"step": 100, "train_seconds": 10.0, "dev": {"f": f}}],
+        "test": {"overall": overall, "outermost": overall,
+                 "per_type": {"DNA": {"f": f}, "protein": {"f": f}},
+                 "nested_gold": {"found": 1, "spans": 2, "recall": 0.5}},
+        "machine": {"cpu": "test cpu", "cores": 2},
+    }
+
+
+def _timing(bs1, large, enc_large):
+    return {"full": {"batch1": {"words_per_second": bs1}, "large": {"words_per_second": large}},
+            "encoder_only": {"batch1": {"words_per_second": bs1 * 2}, "large": {"words_per_second": enc_large}},
+            "peak_rss_mb": 500.0}
+
+
+def test_report_builds_tables_from_results_json(tmp_path):
+    runs = tmp_path / "runs"
+    for system, f, wps in (("global_pointer", 0.72, 5000.0), ("spancat", 0.68, 3000.0), ("crf", 0.65, 2000.0)):
+        path = runs / "genia" / "cnn" / system / "seed0" / "result.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(_result(system, f, wps, flat=system == "crf")))
+        for repeat, speed in enumerate((1000.0, 1200.0, 1100.0)):
+            timing = runs / "genia" / "cnn" / "timing" / f"{system}-seed0-r{repeat}.json"
+            timing.parent.mkdir(parents=True, exist_ok=True)
+            timing.write_text(json.dumps(_timing(speed, speed * 10, speed * 40)))
+    results, timings = report.collect(runs)
+    assert len(results) == 3 and len(timings) == 9
+    rows = report.summarize(results, timings)
+    gp = rows[("genia", "cnn", "global_pointer")]
+    assert gp["pred_large"] == 11000.0 and gp["repeats"] == 3  # median of the repeats
+    assert gp["head_share_large"] == pytest.approx(0.75)
+    page = report.build_page(results, timings, commands=["python bench/run.py run genia"])
+    assert "| global_pointer | 72.0 | 72.0 | 72.0 | 72.0 | 50.0 | 1 |" in page
+    assert "| F per type | DNA | protein |" in page
+    assert "spancat n-gram sizes covering 99.5% of the training spans: 1-4." in page
+    assert "| GENIA test F1: global_pointer vs best spancat (cnn) | +3.0 points | +4.0 points | **met** |" in page
+    assert "genia: global_pointer vs CRF, training words/s (cnn) | >= 1.30x | 2.50x | **met**" in page
+    assert "| global_pointer | 5,000 | 100 | 9 | 1,100 | 11,000 | 44,000 | 50.0% / 75.0% | 500 | 3 |" in page
+    figures = report.make_figures(rows, tmp_path / "figures")
+    assert {p.name for p in figures} == {"genia-cnn-f1.png", "genia-cnn-speed.png", "genia-cnn-curve.png"}
+    assert all(p.stat().st_size > 1000 for p in figures)
