@@ -177,6 +177,20 @@ def speed_table(group: List[Dict[str, Any]]) -> str:
     return _table(header, lines)
 
 
+def summary_table(rows: Dict[Key, Dict[str, Any]]) -> str:
+    """One line per (dataset, encoder, system): what a user picks between."""
+    lines = []
+    for (dataset, encoder, system), row in rows.items():
+        if "f" not in row:
+            continue
+        lines.append([dataset, encoder, SYSTEM_NAMES.get(system, system), _pct(row["f"]),
+                      _pct(row.get("nested_recall")) if dataset == "genia" else "—",
+                      _num(row.get("train_wps")), _num(row.get("pred_bs1")), _num(row.get("pred_large")),
+                      str(row["seeds"])])
+    return _table(["data", "encoder", "system", "F1", "nested recall", "train words/s",
+                   "predict words/s (batch 1)", "predict words/s (batch 256)", "seeds"], lines)
+
+
 def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return a / b if a and b else None
 
@@ -319,6 +333,13 @@ def build_page(
     if machine:
         parts += ["## Machine and versions", "",
                   _table(["", ""], [[k, str(v)] for k, v in machine.items()]), ""]
+    commits = sorted({str(r.get("code", {}).get("commit", "unrecorded")) for r in results})
+    threads = sorted({str(r.get("threads", "?")) for r in results})
+    if results:
+        parts += [f"Repository commit(s) of the runs: {', '.join(commits)}; torch/BLAS threads per "
+                  f"process: {', '.join(threads)}; one training or timing process at a time.", ""]
+    parts += ["## Summary", "", "Held-out F1 (median over seeds), training and prediction "
+              "throughput (median over timing repeats), one thread.", "", summary_table(rows), ""]
     steps = sorted({r["steps"] for r in results})
     if steps:
         parts += [f"Training budget: {', '.join(map(str, steps))} steps per run, the same for every "
