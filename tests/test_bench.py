@@ -163,6 +163,8 @@ def test_report_builds_tables_from_results_json(tmp_path):
     assert "| GENIA test F1: global_pointer vs best spancat (cnn) | +3.0 points | +4.0 points | **met** |" in page
     assert "genia: global_pointer vs CRF, training words/s (cnn) | >= 1.30x | 2.50x | **met**" in page
     assert "| global_pointer | 5,000 | 100 | 9 | 1,100 | 11,000 | 44,000 | 50.0% / 75.0% | 500 | 3 |" in page
+    assert "prediction batch 256 (cnn) | >= 1.00x | 1.00x | **met** |" in page
+    assert "median of 3 paired repeats" in page
     figures = report.make_figures(rows, tmp_path / "figures")
     assert {p.name for p in figures} == {"genia-cnn-f1.png", "genia-cnn-speed.png", "genia-cnn-curve.png"}
     assert all(p.stat().st_size > 1000 for p in figures)
