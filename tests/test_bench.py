@@ -165,6 +165,16 @@ def test_report_builds_tables_from_results_json(tmp_path):
     assert "| global_pointer | 5,000 | 100 | 9 | 1,100 | 11,000 | 44,000 | 50.0% / 75.0% | 500 | 3 |" in page
     assert "prediction batch 256 (cnn) | >= 1.00x | 1.00x | **met** |" in page
     assert "median of 3 paired repeats" in page
+
+
+def test_report_draws_figures(tmp_path):
+    pytest.importorskip("matplotlib")
+    results = [_result("global_pointer", 0.72, 5000.0), _result("crf", 0.65, 2000.0, flat=True)]
+    for r in results:
+        r["dataset"] = "cluener"
+    timings = [dict(_timing(1000.0, 9000.0, 20000.0), dataset="cluener", encoder="cnn", system=s,
+                    seed=0, repeat=0) for s in ("global_pointer", "crf")]
+    rows = report.summarize(results, timings)
     figures = report.make_figures(rows, tmp_path / "figures")
-    assert {p.name for p in figures} == {"genia-cnn-f1.png", "genia-cnn-speed.png", "genia-cnn-curve.png"}
+    assert {p.name for p in figures} == {"cluener-cnn-f1.png", "cluener-cnn-speed.png", "cluener-cnn-curve.png"}
     assert all(p.stat().st_size > 1000 for p in figures)
