@@ -9,7 +9,7 @@ from thinc.api import NumpyOps
 
 from spacy_globalpointer import torch_head
 from spacy_globalpointer.model import build_head_layers, span_mask
-from spacy_globalpointer.torch_head import GlobalPointerHead, apply_rope, band_dot, rope_tables
+from spacy_globalpointer.torch_head import GlobalPointerHead, apply_rope, band_dot, rope_rotations
 
 
 def rotation(position: int, dim: int) -> numpy.ndarray:
@@ -75,23 +75,30 @@ def test_head_scores_equal_naive_reference(efficient, rope, width, row_block, mo
 def test_rope_is_invariant_to_shifting_all_positions():
     rng = numpy.random.default_rng(0)
     n, D = 6, 16
-    q = torch.tensor(rng.normal(size=(1, n, 2, D)), dtype=torch.float64)
-    k = torch.tensor(rng.normal(size=(1, n, 2, D)), dtype=torch.float64)
-    shift = 37
-    cos, sin = rope_tables(n + shift, D, like=q)
-    base = torch.einsum("bihd,bjhd->bhij", apply_rope(q, cos[:n], sin[:n]), apply_rope(k, cos[:n], sin[:n]))
-    moved = torch.einsum(
-        "bihd,bjhd->bhij", apply_rope(q, cos[shift:], sin[shift:]), apply_rope(k, cos[shift:], sin[shift:])
-    )
-    torch.testing.assert_close(base, moved, rtol=1e-9, atol=1e-9)
+    q = torch.tensor(rng.normal(size=(1, n, 2, D)), dtype=torch.float32)
+    k = torch.tensor(rng.normal(size=(1, n, 2, D)), dtype=torch.float32)
+
+    def scores(offset):
+        rotations = rope_rotations(n, D, device=q.device, offset=offset)
+        return torch.einsum("bihd,bjhd->bhij", apply_rope(q, rotations), apply_rope(k, rotations))
+
+    torch.testing.assert_close(scores(0), scores(37), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(scores(0), scores(60_000), rtol=1e-5, atol=1e-5)
     # and the encoding is not trivial: the score does depend on the offset j - i
-    plain = torch.einsum("bihd,bjhd->bhij", q, k)
-    assert not torch.allclose(base, plain)
+    assert not torch.allclose(scores(0), torch.einsum("bihd,bjhd->bhij", q, k))
 
 
-@pytest.mark.parametrize("length,width", [(12, 1), (12, 3), (12, 12), (30, 5), (7, 20), (1, 1)])
+def test_apply_rope_rotates_interleaved_pairs():
+    x = torch.tensor([[[[1.0, 2.0, 3.0, 4.0]]]])  # one position, pairs (1, 2) and (3, 4)
+    rotations = rope_rotations(2, 4, device=x.device)[1:]  # position 1
+    out = apply_rope(x, rotations)[0, 0, 0].double().numpy()
+    expected = rotation(1, 4) @ numpy.array([1.0, 2.0, 3.0, 4.0])
+    numpy.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("length,width", [(12, 1), (12, 3), (12, 12), (30, 5), (7, 20), (1, 1), (200, 3), (150, 70)])
 def test_band_dot_both_paths_equal_full_product(length, width):
-    # width^2 <= length takes the per-diagonal loop, otherwise the blocked matmul
+    # one block of rows, or several (length > max(width, 64))
     rng = numpy.random.default_rng(length * 100 + width)
     q = torch.tensor(rng.normal(size=(2, length, 3, 4)))
     k = torch.tensor(rng.normal(size=(2, length, 3, 4)))
