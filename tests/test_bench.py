@@ -147,7 +147,7 @@ def test_report_builds_tables_from_results_json(tmp_path):
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps(_result(system, f, wps, flat=system == "crf")))
         for repeat, speed in enumerate((1000.0, 1200.0, 1100.0)):
-            timing = runs / "genia" / "cnn" / "timing" / f"{system}-seed0-r{repeat}.json"
+            timing = runs / "genia" / "cnn" / "timing" / "s1" / f"{system}-seed0-r{repeat}.json"
             timing.parent.mkdir(parents=True, exist_ok=True)
             timing.write_text(json.dumps(_timing(speed, speed * 10, speed * 40)))
     results, timings = report.collect(runs)

@@ -42,11 +42,11 @@ def collect(runs: Path) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """All training results and timing repeats under a runs dir."""
     results = [json.loads(p.read_text(encoding="utf8")) for p in sorted(runs.glob("*/*/*/seed*/result.json"))]
     timings = []
-    for path in sorted(runs.glob("*/*/timing/*.json")):
-        dataset, encoder = path.parts[-4], path.parts[-3]
+    for path in sorted(runs.glob("*/*/timing/*/*.json")):
+        dataset, encoder, session = path.parts[-5], path.parts[-4], path.parts[-2]
         system, seed, repeat = path.stem.rsplit("-", 2)
         timing = json.loads(path.read_text(encoding="utf8"))
-        timing.update({"dataset": dataset, "encoder": encoder, "system": system,
+        timing.update({"dataset": dataset, "encoder": encoder, "system": system, "session": session,
                        "seed": int(seed[4:]), "repeat": int(repeat[1:])})
         timings.append(timing)
     return results, timings
@@ -110,7 +110,7 @@ def summarize(results: List[Dict[str, Any]], timings: List[Dict[str, Any]]) -> D
             })
             # Speeds per timing repeat, so that systems timed back to back can be paired.
             row["by_repeat"] = {
-                f"{t['seed']}-{t['repeat']}": {
+                f"{t.get('session', '')}-{t['seed']}-{t['repeat']}": {
                     "pred_bs1": t["full"]["batch1"]["words_per_second"],
                     "pred_large": t["full"]["large"]["words_per_second"],
                 } for t in times

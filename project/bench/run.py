@@ -6,7 +6,9 @@ Every training run and every timing repeat is its own subprocess and writes one 
 when it finishes; a rerun skips what is on disk, so an interrupted benchmark resumes.
 Layout under the output dir (default bench/runs):
     {dataset}/{encoder}/{system}/seed{seed}/result.json   (+ model-best/, train.log)
-    {dataset}/{encoder}/timing/{system}-seed{seed}-r{repeat}.json
+    {dataset}/{encoder}/timing/{session}/{system}-seed{seed}-r{repeat}.json
+A timing session times its systems alternately, back to back; speed ratios are only
+paired within a session (``--timing-session`` starts a new one, e.g. to add a system).
 """
 
 from __future__ import annotations
@@ -255,6 +257,24 @@ def load_gold(path: Path, lang: str) -> Tuple[List[str], List[set]]:
 # --- one training run -------------------------------------------------------------------
 
 
+def _check_alignment(nlp: Any, train_path: Path, n_docs: int = 500, minimum: float = 0.9) -> None:
+    """Stop early if the pipeline's tokenizer cannot carry the gold spans (a wrong
+    tokenizer would otherwise train for nothing)."""
+    from spacy.tokens import DocBin
+
+    n = aligned = 0
+    for i, doc in enumerate(DocBin().from_disk(train_path).get_docs(nlp.vocab)):
+        if i >= n_docs:
+            break
+        pred = nlp.make_doc(doc.text)
+        for span in doc.spans[SPANS_KEY]:
+            n += 1
+            aligned += pred.char_span(span.start_char, span.end_char) is not None
+    if n and aligned / n < minimum:
+        raise SystemExit(f"Only {aligned}/{n} gold spans align with the tokens of "
+                         f"{nlp.config['nlp']['tokenizer']}: check the tokenizer for this language.")
+
+
 def run_dir(output: Path, dataset: str, encoder: str, system: str, seed: int) -> Path:
     return output / dataset / encoder / system / f"seed{seed}"
 
@@ -293,6 +313,11 @@ def train_one(
     }
     if system == "spancat":
         overrides["components.spancat.suggester.sizes"] = stats["spancat_sizes"]
+    # The configs name spaCy's default (whitespace and punctuation) tokenizer; other
+    # languages need their own (Chinese: one token per character, as in the corpus).
+    blank_config = spacy.blank(spec["lang"]).config
+    overrides["nlp.tokenizer"] = dict(blank_config["nlp"]["tokenizer"])
+    overrides["initialize.tokenizer"] = dict(blank_config["initialize"]["tokenizer"])
     out_dir.mkdir(parents=True, exist_ok=True)
     config = load_config_from_str(config_text(encoder, system), overrides=overrides, interpolate=False)
     config.to_disk(out_dir / "config.cfg")
@@ -300,6 +325,7 @@ def train_one(
     fix_random_seed(seed)
     nlp = init_nlp(config)
     init_seconds = time.perf_counter() - wall_start
+    _check_alignment(nlp, paths["train"])
     config = nlp.config.interpolate()
     T = registry.resolve(config["training"], schema=ConfigSchemaTraining)
     train_corpus, _ = resolve_dot_names(config, [T["train_corpus"], T["dev_corpus"]])
@@ -482,6 +508,7 @@ def run(
     corpus_root: Annotated[Path, typer.Option(help="Where prepared DocBins go")] = PROJECT / "corpus" / "bench",
     threads: Annotated[int, typer.Option(help="torch/BLAS threads per process")] = 1,
     skip_timing: Annotated[bool, typer.Option(help="Train only")] = False,
+    timing_session: Annotated[str, typer.Option(help="Name of the timing session (a new name re-times every listed system)")] = "s1",
 ) -> None:
     """Train every (encoder, seed, system) not yet on disk, then time prediction with the
     systems alternated, `repeats` times. Resumable: finished runs are skipped."""
@@ -525,7 +552,7 @@ def run(
                 # Rotate the order each repeat: no system always runs first or last.
                 order = have[repeat % len(have):] + have[: repeat % len(have)] if have else []
                 for system in order:
-                    out = output / ds / encoder / "timing" / f"{system}-seed{seed}-r{repeat}.json"
+                    out = output / ds / encoder / "timing" / timing_session / f"{system}-seed{seed}-r{repeat}.json"
                     if out.exists():
                         continue
                     print(f"[timing {repeat + 1}/{repeats}] {encoder}/{system}", flush=True)
@@ -550,7 +577,7 @@ def status(output: Annotated[Path, typer.Option(help="Results dir")] = BENCH / "
         o = r["test"]["overall"]
         print(f"{r['dataset']:8} {r['encoder']:6} {r['system']:25} seed{r['seed']} "
               f"F {o['f'] * 100:5.1f}  train {r['train_words_per_second']:7.0f} w/s")
-    n_timing = len(list(output.glob("*/*/timing/*.json")))
+    n_timing = len(list(output.glob("*/*/timing/*/*.json")))
     print(f"{n_timing} timing repeats on disk")
 
 
