@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 import numpy
 import srsly
 from spacy import util
+from spacy.attrs import IDX, LENGTH
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.scorer import Scorer
@@ -487,12 +488,27 @@ def _aligned_gold(eg: Example, key: str, counts: Dict[str, int]) -> List[Span]:
     """
     reference = list(eg.reference.spans.get(key, []))
     non_empty = [span for span in reference if len(span)]
-    aligned = [
-        span for span in eg.get_aligned_spans_y2x(non_empty, allow_overlap=True) if len(span)
-    ]
+    if _same_tokens(eg):
+        # Token i is the same token in both docs, so the spans' indices hold as they are;
+        # this skips spaCy's general alignment, a noticeable share of a training step.
+        aligned = non_empty
+    else:
+        aligned = [
+            span for span in eg.get_aligned_spans_y2x(non_empty, allow_overlap=True) if len(span)
+        ]
     counts["empty"] += len(reference) - len(non_empty)
     counts["misaligned"] += len(non_empty) - len(aligned)
     return aligned
+
+
+def _same_tokens(eg: Example) -> bool:
+    """Whether predicted and reference docs have the same text and token boundaries."""
+    predicted, reference = eg.predicted, eg.reference
+    if len(predicted) != len(reference) or predicted.text != reference.text:
+        return False
+    return bool(
+        numpy.array_equal(predicted.to_array([IDX, LENGTH]), reference.to_array([IDX, LENGTH]))
+    )
 
 
 def _is_empty(examples: Iterable[Example]) -> bool:

@@ -199,3 +199,18 @@ def test_bad_model_settings_name_the_value(bad, match):
     nlp = spacy.blank("en")
     with pytest.raises(Exception, match=match):
         nlp.add_pipe("global_pointer", config={"model": bad})
+
+
+def test_gold_fast_path_for_identical_tokens_equals_spacy_alignment():
+    from spacy_globalpointer.pipeline import _aligned_gold, _same_tokens
+
+    nlp = spacy.blank("en")
+    for eg in make_examples(nlp):
+        assert _same_tokens(eg)
+        counts = {"empty": 0, "misaligned": 0}
+        fast = [(s.start, s.end, s.label_) for s in _aligned_gold(eg, "sc", counts)]
+        general = [(s.start, s.end, s.label_) for s in eg.get_aligned_spans_y2x(eg.reference.spans["sc"], allow_overlap=True)]
+        assert fast == general
+    text = "New York City"
+    other = Example(spacy.tokens.Doc(nlp.vocab, words=["New York", "City"]), nlp.make_doc(text))
+    assert not _same_tokens(other)
