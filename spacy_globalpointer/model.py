@@ -152,15 +152,25 @@ def _head_forward(
     return Y, backprop
 
 
-def _chunks(lengths: List[int], widths: List[int], n_labels: int, budget: int) -> List[List[int]]:
-    """Group non-empty docs, longest first, so a padded chunk stays within budget."""
+def _chunks(
+    lengths: List[int], widths: List[int], n_labels: int, budget: int
+) -> List[List[int]]:
+    """Group non-empty docs, longest first, into padded chunks.
+
+    A chunk stays within budget, and holds docs at least half as long as its
+    longest, so that padding at most doubles the work (sentence batches would
+    otherwise pad every doc to the batch's longest).
+    """
     order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
     chunks: List[List[int]] = []
     current: List[int] = []
     chunk_width = 0
     for i in order:
         width = max(chunk_width, widths[i])
-        if current and (len(current) + 1) * lengths[current[0]] * width * n_labels > budget:
+        if current and (
+            (len(current) + 1) * lengths[current[0]] * width * n_labels > budget
+            or 2 * lengths[i] < lengths[current[0]]
+        ):
             chunks.append(current)
             current, width = [], widths[i]
         current.append(i)

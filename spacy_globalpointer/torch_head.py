@@ -54,7 +54,10 @@ def apply_rope(x: Tensor, rotations: Tensor) -> Tensor:
     One complex multiplication per pair: (x0 + i x1) e^{i a} gives
     (x0 cos a - x1 sin a, x1 cos a + x0 sin a). Computed in float32 (complex64).
     """
-    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2).contiguous())
+    pairs = x.float().reshape(*x.shape[:-1], -1, 2)
+    if pairs.stride(-2) % 2 or pairs.storage_offset() % 2:
+        pairs = pairs.contiguous()  # view_as_complex needs whole (re, im) pairs
+    pairs = torch.view_as_complex(pairs)
     rotated = torch.view_as_real(pairs * rotations[None, :, None, :]).flatten(-2)
     return rotated.to(x.dtype)
 

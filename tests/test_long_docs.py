@@ -82,8 +82,11 @@ def test_chunks_cover_each_nonempty_doc_once_within_budget():
     flat = sorted(i for chunk in chunks for i in chunk)
     assert flat == [0, 2, 3, 4, 5, 6]
     for chunk in chunks:
-        padded = len(chunk) * max(lengths[i] for i in chunk) * max(widths[i] for i in chunk) * 2
+        longest = max(lengths[i] for i in chunk)
+        padded = len(chunk) * longest * max(widths[i] for i in chunk) * 2
         assert padded <= 20_000 or len(chunk) == 1
+        assert all(2 * lengths[i] >= longest for i in chunk)  # padding at most doubles the work
+    assert [sorted(c) for c in chunks] == [[2, 5], [3, 4], [0], [6]]
 
 
 def test_long_doc_under_small_budget_matches_region_processed_whole(trained_nlp):
