@@ -107,12 +107,14 @@ def summarize(results: List[Dict[str, Any]], timings: List[Dict[str, Any]]) -> D
                 "enc_bs1": _median_speed(times, "encoder_only", "batch1"),
                 "enc_large": _median_speed(times, "encoder_only", "large"),
                 "pred_peak_rss_mb": _median([t.get("peak_rss_mb") for t in times]),
+                "train_timed": _median([t["train"]["words_per_second"] for t in times if "train" in t]),
             })
             # Speeds per timing repeat, so that systems timed back to back can be paired.
             row["by_repeat"] = {
                 f"{t.get('session', '')}-{t['seed']}-{t['repeat']}": {
                     "pred_bs1": t["full"]["batch1"]["words_per_second"],
                     "pred_large": t["full"]["large"]["words_per_second"],
+                    "train_timed": t.get("train", {}).get("words_per_second"),
                 } for t in times
             }
             for size, part in (("bs1", "batch1"), ("large", "large")):
@@ -170,7 +172,7 @@ def per_type_table(group: List[Dict[str, Any]]) -> str:
 
 
 def speed_table(group: List[Dict[str, Any]]) -> str:
-    header = ["system", "train words/s", "steps to best dev", "train s to best dev",
+    header = ["system", "train words/s (run)", "train words/s (timed)", "steps to best dev", "train s to best dev",
               "predict words/s (batch 1)", "predict words/s (batch 256)",
               "encoder alone (batch 256)", "head's share of time (batch 1 / 256)",
               "peak RSS predict (MB)", "repeats"]
@@ -180,7 +182,7 @@ def speed_table(group: List[Dict[str, Any]]) -> str:
                  if row.get("head_share_large") is not None else "—")
         lines.append([
             SYSTEM_NAMES.get(row["system"], row["system"]), _num(row.get("train_wps")),
-            _num(row.get("best_step")), _num(row.get("best_train_seconds")),
+            _num(row.get("train_timed")), _num(row.get("best_step")), _num(row.get("best_train_seconds")),
             _num(row.get("pred_bs1")), _num(row.get("pred_large")), _num(row.get("enc_large")),
             share, _num(row.get("pred_peak_rss_mb")), str(row["repeats"]),
         ])
@@ -220,8 +222,11 @@ def _speed_ratio(rows: Dict[Key, Dict[str, Any]], group: Tuple[str, str], other:
                  field: str) -> Tuple[Optional[float], str]:
     gp = rows.get((*group, "global_pointer"), {})
     row = rows.get((*group, other), {})
+    if field == "train_wps" and not (gp.get("train_timed") and row.get("train_timed")):
+        return (_ratio(gp.get(field), row.get(field)),
+                f"{_num(gp.get(field))} vs {_num(row.get(field))} (whole training runs, not paired)")
     if field == "train_wps":
-        return _ratio(gp.get(field), row.get(field)), f"{_num(gp.get(field))} vs {_num(row.get(field))}"
+        field = "train_timed"
     ratio, pairs = paired_ratio(gp, row, field)
     how = f"median of {pairs} paired repeats" if pairs else "ratio of medians"
     return ratio, f"{_num(gp.get(field))} vs {_num(row.get(field))} (medians); {how}"

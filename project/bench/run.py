@@ -398,6 +398,25 @@ def _time_pipe(nlp: Any, texts: Sequence[str], batch_size: int) -> Dict[str, flo
     return {"seconds": seconds, "words": n_words, "words_per_second": n_words / seconds}
 
 
+def _time_updates(nlp: Any, train_data: Path, n_docs: int, batch_docs: int = 16) -> Dict[str, float]:
+    """Words/s of nlp.update (dropout 0.1, the pipeline's optimizer) on the first n_docs."""
+    from itertools import islice
+
+    from spacy.training import Corpus
+    from spacy.util import minibatch
+
+    examples = list(islice(Corpus(train_data)(nlp), n_docs))
+    batches = list(minibatch(examples, batch_docs))
+    optimizer = nlp.resume_training()
+    nlp.update(batches[0], sgd=optimizer, drop=0.1)  # warm-up
+    n_words = sum(len(eg.predicted) for batch in batches[1:] for eg in batch)
+    start = time.perf_counter()
+    for batch in batches[1:]:
+        nlp.update(batch, sgd=optimizer, drop=0.1)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "words": n_words, "words_per_second": n_words / seconds}
+
+
 @app.command("measure")
 def measure(
     model_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
@@ -405,10 +424,14 @@ def measure(
     output: Annotated[Path, typer.Argument()],
     batch1_docs: Annotated[int, typer.Option(help="Docs timed at batch size 1")] = 300,
     large_batch: Annotated[int, typer.Option(help="Docs per batch for the large batch")] = 256,
+    train_data: Annotated[Optional[Path], typer.Option(help="Also time training updates on these docs")] = None,
+    train_docs: Annotated[int, typer.Option(help="Docs of train_data timed in updates (batches of 16)")] = 480,
     threads: Annotated[int, typer.Option()] = 1,
 ) -> None:
     """Prediction words/s of one pipeline at batch size 1 and a large batch, for the full
-    pipeline and for the encoder alone (tokenizer + tok2vec); peak RSS (internal)."""
+    pipeline and for the encoder alone (tokenizer + tok2vec); training words/s of updates
+    on fixed batches (so that training speed too is timed back to back with the other
+    systems); peak RSS (internal)."""
     _set_threads(threads)
     import spacy
     from spacy.tokens import DocBin
@@ -431,6 +454,8 @@ def measure(
             with nlp.select_pipes(enable=enabled):
                 out[name] = {"batch1": _time_pipe(nlp, texts[:batch1_docs], 1),
                              "large": _time_pipe(nlp, texts, large_batch)}
+    if train_data is not None:
+        out["train"] = _time_updates(nlp, train_data, train_docs)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["code"] = code_version()
     _write_json(output, out)
@@ -444,8 +469,10 @@ def profile(
     docs: Annotated[int, typer.Option()] = 500,
     batch_size: Annotated[int, typer.Option()] = 256,
     threads: Annotated[int, typer.Option()] = 1,
+    train: Annotated[bool, typer.Option(help="Profile nlp.update on `data` (batches of 16 docs) instead of prediction")] = False,
 ) -> None:
-    """cProfile of prediction (nlp.pipe) on a large batch: which operations dominate."""
+    """cProfile of prediction (nlp.pipe) on a large batch, or of training updates: which
+    operations dominate."""
     import cProfile
     import io
     import pstats
@@ -457,12 +484,27 @@ def profile(
     import bench.crf_component  # noqa: F401
 
     nlp = spacy.load(model_dir)
-    texts = [d.text for d in DocBin().from_disk(data).get_docs(nlp.vocab)][:docs]
-    _time_pipe(nlp, texts[:50], 16)
     profiler = cProfile.Profile()
-    profiler.enable()
-    list(nlp.pipe(texts, batch_size=batch_size))
-    profiler.disable()
+    if train:
+        from itertools import islice
+
+        from spacy.training import Corpus
+        from spacy.util import minibatch
+
+        examples = list(islice(Corpus(data)(nlp), docs))
+        batches = list(minibatch(examples, 16))
+        optimizer = nlp.resume_training()
+        nlp.update(batches[0], sgd=optimizer)
+        profiler.enable()
+        for batch in batches[1:]:
+            nlp.update(batch, sgd=optimizer, drop=0.1)
+        profiler.disable()
+    else:
+        texts = [d.text for d in DocBin().from_disk(data).get_docs(nlp.vocab)][:docs]
+        _time_pipe(nlp, texts[:50], 16)
+        profiler.enable()
+        list(nlp.pipe(texts, batch_size=batch_size))
+        profiler.disable()
     buf = io.StringIO()
     stats = pstats.Stats(profiler, stream=buf).sort_stats("tottime")
     stats.print_stats(25)
@@ -558,6 +600,7 @@ def run(
                     print(f"[timing {repeat + 1}/{repeats}] {encoder}/{system}", flush=True)
                     rc = _stream([*here, "measure", str(run_dir(output, ds, encoder, system, seed) / "model-best"),
                                   str(test_path), str(out), "--batch1-docs", str(batch1_docs),
+                                  "--train-data", str(corpus_paths(corpus_dir)["train"]),
                                   "--threads", str(threads)], out.with_suffix(".log"))
                     if rc:
                         failed.append(f"timing {encoder}/{system} r{repeat} (exit {rc})")
