@@ -71,11 +71,18 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _json_default(value: Any) -> Any:
+    # numpy scalars (spaCy's ner reports its loss as numpy.float32)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _write_json(path: Path, data: Any) -> None:
     """Write atomically: a file that exists is complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf8")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default), encoding="utf8")
     tmp.replace(path)
 
 
@@ -351,7 +358,7 @@ def train_one(
             dev = score_predictions(predict_sets(nlp, dev_texts, flat), dev_gold)["overall"]
             point = {"step": step, "epoch": epoch, "words": words, "train_seconds": train_seconds,
                      "wall_seconds": time.perf_counter() - wall_start,
-                     "loss": sum(losses.values()), "dev": dev}
+                     "loss": float(sum(losses.values())), "dev": dev}
             curve.append(point)
             if dev["f"] > best["dev_f"]:
                 best = {"dev_f": dev["f"], "step": step, "train_seconds": train_seconds,
