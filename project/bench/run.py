@@ -300,6 +300,7 @@ def train_one(
 ) -> None:
     """Train one system with a fixed step budget; pick the best dev checkpoint; score it
     on the held-out split; write result.json (internal: called by `run`)."""
+    code = code_version()  # before the package is imported: the code this run uses
     _set_threads(threads)
     import spacy
     from spacy.schemas import ConfigSchemaTraining
@@ -390,7 +391,7 @@ def train_one(
         "eval_seconds": eval_seconds, "wall_seconds": time.perf_counter() - wall_start,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "curve": curve, "best": best, "test": test, "test_seconds": test_seconds,
-        "machine": machine_info(), "code": code_version(),
+        "machine": machine_info(), "code": code,
     }
     _write_json(out_dir / "result.json", result)
 
@@ -439,6 +440,7 @@ def measure(
     pipeline and for the encoder alone (tokenizer + tok2vec); training words/s of updates
     on fixed batches (so that training speed too is timed back to back with the other
     systems); peak RSS (internal)."""
+    code = code_version()
     _set_threads(threads)
     import spacy
     from spacy.tokens import DocBin
@@ -464,7 +466,7 @@ def measure(
     if train_data is not None:
         out["train"] = _time_updates(nlp, train_data, train_docs)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out["code"] = code_version()
+    out["code"] = code
     _write_json(output, out)
 
 
