@@ -158,12 +158,12 @@ def test_report_builds_tables_from_results_json(tmp_path):
     assert gp["pred_large"] == 11000.0 and gp["repeats"] == 3  # median of the repeats
     assert gp["head_share_large"] == pytest.approx(0.75)
     page = report.build_page(results, timings, commands=["python bench/run.py run genia"])
-    assert "| global_pointer | 72.0 | 72.0 | 72.0 | 72.0 | 50.0 | 1 |" in page
+    assert "| global_pointer | 72.0 | 72.0 | 72.0 | 72.0 | 50.0 | 1 | ? |" in page
     assert "| F per type | DNA | protein |" in page
     assert "spancat n-gram sizes covering 99.5% of the training spans: 1-4." in page
     assert "| GENIA test F1: global_pointer vs best spancat (cnn) | +3.0 points | +4.0 points | **met** |" in page
     assert "genia: global_pointer vs CRF, training words/s (cnn) | >= 1.30x | 1.00x | **missed**" in page
-    assert "| global_pointer | 5,000 | 3,300 | 100 | 9 | 1,100 | 11,000 | 44,000 | 50.0% / 75.0% | 500 | 3 |" in page
+    assert "| global_pointer | 5,000 | 3,300 | 100 | 9 | 1,100 | 11,000 | 44,000 | 50.0% / 75.0% | 500 | s1 (?) | 3 |" in page
     assert "prediction batch 256 (cnn) | >= 1.00x | 1.00x | **met** |" in page
     assert "median of 3 paired repeats" in page
 

@@ -57,6 +57,13 @@ def _median(values: Sequence[Optional[float]]) -> Optional[float]:
     return statistics.median(present) if present else None
 
 
+def _package_commit(record: Dict[str, Any]) -> str:
+    """The package's code a run used: its last commit, "+" if the sources were modified."""
+    code = record.get("code", {})
+    commit = str(code.get("package_commit") or code.get("commit") or "?")
+    return commit + ("+" if code.get("package_modified") else "")
+
+
 def _median_speed(times: List[Dict[str, Any]], part: str, size: str) -> Optional[float]:
     return _median([t[part][size]["words_per_second"] for t in times])
 
@@ -99,8 +106,17 @@ def summarize(results: List[Dict[str, Any]], timings: List[Dict[str, Any]]) -> D
                 "dev_f": _median([r["best"]["dev_f"] for r in runs]),
                 "train_peak_rss_mb": _median([r.get("peak_rss_mb") for r in runs]),
                 "curve": runs[0].get("curve", []),
+                "train_commits": sorted({_package_commit(r) for r in runs}),
             })
         if times:
+            # Only the newest timing session of this system: the package may have changed
+            # between sessions (each records its commit), and drifting machine speed makes
+            # only repeats timed back to back comparable.
+            session = max(str(t.get("session", "")) for t in times)
+            times = [t for t in times if str(t.get("session", "")) == session]
+            row["repeats"] = len(times)
+            row["timing_session"] = session
+            row["timing_commits"] = sorted({_package_commit(t) for t in times})
             row.update({
                 "pred_bs1": _median_speed(times, "full", "batch1"),
                 "pred_large": _median_speed(times, "full", "large"),
@@ -150,7 +166,7 @@ def _group(rows: Dict[Key, Dict[str, Any]]) -> Dict[Tuple[str, str], List[Dict[s
 
 
 def accuracy_table(group: List[Dict[str, Any]], nested: bool) -> str:
-    header = ["system", "P", "R", "F", "seeds"]
+    header = ["system", "P", "R", "F", "seeds", "package commit"]
     if nested:
         header[4:4] = ["F (outermost gold)", "nested recall"]
     lines = []
@@ -160,7 +176,7 @@ def accuracy_table(group: List[Dict[str, Any]], nested: bool) -> str:
         line = [SYSTEM_NAMES.get(row["system"], row["system"]), _pct(row["p"]), _pct(row["r"]), _pct(row["f"])]
         if nested:
             line += [_pct(row.get("f_outermost")), _pct(row.get("nested_recall"))]
-        lines.append(line + [str(row["seeds"])])
+        lines.append(line + [str(row["seeds"]), ", ".join(row.get("train_commits", []))])
     return _table(header, lines)
 
 
@@ -175,7 +191,7 @@ def speed_table(group: List[Dict[str, Any]]) -> str:
     header = ["system", "train words/s (run)", "train words/s (timed)", "steps to best dev", "train s to best dev",
               "predict words/s (batch 1)", "predict words/s (batch 256)",
               "encoder alone (batch 256)", "head's share of time (batch 1 / 256)",
-              "peak RSS predict (MB)", "repeats"]
+              "peak RSS predict (MB)", "timing session (commit)", "repeats"]
     lines = []
     for row in group:
         share = (f"{_pct(row.get('head_share_bs1'))}% / {_pct(row.get('head_share_large'))}%"
@@ -184,7 +200,9 @@ def speed_table(group: List[Dict[str, Any]]) -> str:
             SYSTEM_NAMES.get(row["system"], row["system"]), _num(row.get("train_wps")),
             _num(row.get("train_timed")), _num(row.get("best_step")), _num(row.get("best_train_seconds")),
             _num(row.get("pred_bs1")), _num(row.get("pred_large")), _num(row.get("enc_large")),
-            share, _num(row.get("pred_peak_rss_mb")), str(row["repeats"]),
+            share, _num(row.get("pred_peak_rss_mb")),
+            f"{row['timing_session']} ({', '.join(row['timing_commits'])})" if row.get("timing_session") else "—",
+            str(row["repeats"]),
         ])
     return _table(header, lines)
 
@@ -370,10 +388,11 @@ def build_page(
     if machine:
         parts += ["## Machine and versions", "",
                   _table(["", ""], [[k, str(v)] for k, v in machine.items()]), ""]
-    commits = sorted({str(r.get("code", {}).get("commit", "unrecorded")) for r in results})
+    commits = sorted({_package_commit(r) for r in results})
     threads = sorted({str(r.get("threads", "?")) for r in results})
     if results:
-        parts += [f"Repository commit(s) of the runs: {', '.join(commits)}; torch/BLAS threads per "
+        parts += [f"Package commit(s) the training runs used (last commit of `spacy_globalpointer/`; "
+                  f"\"+\": modified sources): {', '.join(commits)}; torch/BLAS threads per "
                   f"process: {', '.join(threads)}; one training or timing process at a time.", ""]
     parts += ["## Summary", "", "Held-out F1 (median over seeds), training and prediction "
               "throughput (median over timing repeats), one thread.", "", summary_table(rows), ""]

@@ -87,7 +87,8 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def code_version() -> Dict[str, Any]:
-    """The repository commit, and whether the package's sources differ from it."""
+    """The repository commit, the last commit of the package's sources, and whether the
+    working tree's package sources differ from it."""
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=PROJECT, capture_output=True, text=True,
@@ -96,6 +97,7 @@ def code_version() -> Dict[str, Any]:
             return ""
 
     return {"commit": git("rev-parse", "--short", "HEAD"),
+            "package_commit": git("log", "-1", "--format=%h", "--", "../spacy_globalpointer"),
             "package_modified": bool(git("status", "--porcelain", "../spacy_globalpointer"))}
 
 
