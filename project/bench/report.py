@@ -247,7 +247,13 @@ def _speed_ratio(rows: Dict[Key, Dict[str, Any]], group: Tuple[str, str], other:
         field = "train_timed"
     ratio, pairs = paired_ratio(gp, row, field)
     how = f"median of {pairs} paired repeats" if pairs else "ratio of medians"
-    return ratio, f"{_num(gp.get(field))} vs {_num(row.get(field))} (medians); {how}"
+    detail = f"{_num(gp.get(field))} vs {_num(row.get(field))} (medians); {how}"
+    encoder_field = {"pred_large": "enc_large", "pred_bs1": "enc_bs1"}.get(field)
+    bound = _ratio(gp.get(encoder_field), row.get(field)) if encoder_field else None
+    if bound is not None:
+        # Even a head that cost nothing could not beat the shared encoder alone.
+        detail += f"; ceiling with a free head (encoder alone / other): {bound:.2f}x"
+    return ratio, detail
 
 
 def targets(rows: Dict[Key, Dict[str, Any]]) -> List[Dict[str, Any]]:
