@@ -437,11 +437,15 @@ def main(
     figures: Annotated[Path, typer.Option(help="Folder for the PNG charts")] = BENCH / "figures",
     notes: Annotated[Optional[Path], typer.Option(help="Markdown to put at the top (e.g. bench/NOTES.md)")] = None,
     command: Annotated[Optional[List[str]], typer.Option(help="Command lines that produced the runs")] = None,
+    command_file: Annotated[Optional[Path], typer.Option(help="File with those command lines, one a line")] = None,
 ) -> None:
     """Write the results page and charts from the JSON on disk."""
+    command = list(command or [])
+    if command_file is not None:
+        command += [line for line in command_file.read_text(encoding="utf8").splitlines() if line.strip()]
     results, timings = collect(runs)
     written = make_figures(summarize(results, timings), figures)
-    page = build_page(results, timings, figures=written, page_dir=output.parent, commands=command or [],
+    page = build_page(results, timings, figures=written, page_dir=output.parent, commands=command,
                       notes=notes.read_text(encoding="utf8") if notes else "")
     output.write_text(page, encoding="utf8")
     print(f"{len(results)} runs, {len(timings)} timing repeats -> {output}, {len(written)} figures in {figures}")
