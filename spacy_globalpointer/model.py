@@ -125,15 +125,16 @@ def _head_forward(
     widths = [span_width(n, n_labels, model.attrs["max_length"], budget) for n in lengths]
     _warn_if_capped(lengths, widths, model.attrs["max_length"])
     Y: List[Floats3d] = [ops.alloc3f(n, w, n_labels) for n, w in zip(lengths, widths)]
+    # Padding cells (i + d >= n) are zeroed, in the output and in its gradient, so that
+    # outputs do not depend on batching; the masks serve both passes.
+    masks = [span_mask(ops, n, w)[:, :, None] for n, w in zip(lengths, widths)]
     chunk_backprops = []
     for chunk in _chunks(lengths, widths, n_labels, budget):
         padded = ops.pad([X[i] for i in chunk])
         width = max(widths[i] for i in chunk)
         Y_chunk, backprop_chunk = wrapper((padded, width), is_train)
         for row, i in enumerate(chunk):
-            # Zero the padding cells (i + d >= n) so that outputs do not depend on batching.
-            mask = span_mask(ops, lengths[i], widths[i])[:, :, None]
-            Y[i] = Y_chunk[row, : lengths[i], : widths[i]] * mask
+            Y[i] = Y_chunk[row, : lengths[i], : widths[i]] * masks[i]
         chunk_backprops.append((chunk, Y_chunk.shape, backprop_chunk))
 
     def backprop(dY: List[Floats3d]) -> List[Floats2d]:
@@ -141,9 +142,7 @@ def _head_forward(
         for chunk, shape, backprop_chunk in chunk_backprops:
             dY_chunk = ops.alloc(shape, dtype="f")
             for row, i in enumerate(chunk):
-                dY_chunk[row, : lengths[i], : widths[i]] = (
-                    dY[i] * span_mask(ops, lengths[i], widths[i])[:, :, None]
-                )
+                dY_chunk[row, : lengths[i], : widths[i]] = dY[i] * masks[i]
             dX_chunk = backprop_chunk(dY_chunk)
             for row, i in enumerate(chunk):
                 dX[i] = dX_chunk[row, : lengths[i]]
