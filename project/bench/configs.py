@@ -56,7 +56,7 @@ head_width = 64
 rope = true
 efficient = {str(efficient).lower()}
 max_length = 32
-score_budget = 50000000
+score_budget = 20000000
 
 [components.global_pointer.scorer]
 @scorers = "spacy-globalpointer.spans_scorer.v1"
