@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
+import typer
 from spacy.training import Example
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,8 +126,8 @@ def _result(system, f, train_wps, flat=False):
         "spancat_sizes": [1, 2, 3, 4] if system == "spancat" else None,
         "train_words_per_second": train_wps, "train_seconds": 10.0,
         "best": {"step": 100, "train_seconds": 9.0, "dev_f": f},
-        "curve": [{"step": 50, "train_seconds": 5.0, "dev": {"f": f / 2}},
-                  {"step": 100, "train_seconds": 10.0, "dev": {"f": f}}],
+        "curve": [{"step": 50, "epoch": 0, "train_seconds": 5.0, "dev": {"f": f / 2}},
+                  {"step": 100, "epoch": 0, "train_seconds": 10.0, "dev": {"f": f}}],
         "test": {"overall": overall, "outermost": overall,
                  "per_type": {"DNA": {"f": f}, "protein": {"f": f}},
                  "nested_gold": {"found": 1, "spans": 2, "recall": 0.5}},
@@ -179,3 +180,56 @@ def test_report_draws_figures(tmp_path):
     figures = report.make_figures(rows, tmp_path / "figures")
     assert {p.name for p in figures} == {"cluener-cnn-f1.png", "cluener-cnn-speed.png", "cluener-cnn-curve.png"}
     assert all(p.stat().st_size > 1000 for p in figures)
+
+
+def test_parse_overrides_reads_json_values_and_rejects_malformed_items():
+    parsed = bench_run.parse_overrides(["training.optimizer.learn_rate=0.002", "training.dropout=0.2",
+                                        "components.x.flag=true", "nlp.lang=zh"])
+    assert parsed == {"training.optimizer.learn_rate": 0.002, "training.dropout": 0.2,
+                      "components.x.flag": True, "nlp.lang": "zh"}
+    with pytest.raises(typer.BadParameter, match="learn_rate"):
+        bench_run.parse_overrides(["learn_rate"])
+
+
+def test_pick_threshold_chooses_the_dev_f1_maximum():
+    gold = [{(0, 4, "A"), (5, 9, "B")}]
+    scored = [[((0, 4, "A"), 0.5), ((5, 9, "B"), -0.6), ((2, 3, "A"), -1.2)]]
+    threshold, curve = bench_run.pick_threshold(scored, gold, [-1.5, -1.0, -0.5, 0.0])
+    # -1.5 keeps all three (P 2/3, R 1); -1.0 keeps exactly the gold; higher drops B.
+    assert threshold == -1.0
+    assert [round(row["f"], 3) for row in curve] == [0.8, 1.0, 0.667, 0.667]
+
+
+def _tuned_result(system, seed, f, tuned_f, threshold, overrides):
+    result = _result(system, f, 1000.0)
+    result.update(seed=seed, overrides=overrides, steps=4000, encoder="bilstm")
+    result["threshold"] = {"best_threshold": threshold, "test_tuned": {"overall": {"f": tuned_f}}}
+    return result
+
+
+def test_tuned_section_reports_medians_and_paired_margin():
+    runs = [_tuned_result("global_pointer", 0, 0.73, 0.74, -0.25, {"training.optimizer.learn_rate": 0.002}),
+            _tuned_result("global_pointer", 1, 0.71, 0.72, 0.0, {"training.optimizer.learn_rate": 0.002}),
+            _tuned_result("spancat", 0, 0.70, 0.705, 0.4, {}),
+            _tuned_result("spancat", 1, 0.68, 0.69, 0.35, {})]
+    text = "\n".join(report.tuned_section(runs))
+    assert "### genia, bilstm encoder, 4000 steps" in text
+    assert ("| global_pointer | learn_rate=0.002 | 0: 73.0, 1: 71.0 | 72.0 | 0: 74.0 (t=-0.25), 1: 72.0 (t=0.0) "
+            "| 73.0 |") in text
+    assert "| spancat (99.5% sizes) | defaults | 0: 70.0, 1: 68.0 | 69.0 |" in text
+    # medians 73.0 - 69.75; seed by seed 74.0 - 70.5 and 72.0 - 69.0
+    assert "**+3.2 points** (medians); seed by seed: +3.5, +3.0." in text
+
+
+def test_sweep_section_lists_every_run_with_its_budget(tmp_path):
+    for name, system, f in (("global_pointer-lr2e-3", "global_pointer", 0.73), ("spancat", "spancat", 0.70)):
+        result = _result(system, f, 1000.0)
+        result.update(max_train_seconds=200.0, steps_run=2900, overrides={"training.optimizer.learn_rate": 0.002}
+                      if "lr" in name else {})
+        path = tmp_path / "genia" / "cnn" / name / "result.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(result))
+    text = "\n".join(report.sweep_section(tmp_path))
+    assert "2 runs, up to 14 at a time" in text
+    assert "| cnn | global_pointer | learn_rate=0.002 | 0 | 200 s | 2900 | 1 | 73.0 | 73.0 | 73.0 | 73.0 | — | 50.0 |" in text
+    assert "| cnn | spancat (99.5% sizes) | defaults | 0 | 200 s | 2900 |" in text

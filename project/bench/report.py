@@ -40,7 +40,7 @@ Key = Tuple[str, str, str]  # dataset, encoder, system
 
 def collect(runs: Path) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """All training results and timing repeats under a runs dir."""
-    results = [json.loads(p.read_text(encoding="utf8")) for p in sorted(runs.glob("*/*/*/seed*/result.json"))]
+    results = [_load_run(p) for p in sorted(runs.glob("*/*/*/seed*/result.json"))]
     timings = []
     for path in sorted(runs.glob("*/*/timing/*/*.json")):
         dataset, encoder, session = path.parts[-5], path.parts[-4], path.parts[-2]
@@ -50,6 +50,20 @@ def collect(runs: Path) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
                        "seed": int(seed[4:]), "repeat": int(repeat[1:])})
         timings.append(timing)
     return results, timings
+
+
+def _load_run(path: Path) -> Dict[str, Any]:
+    """One training run's result, with its dev-tuned threshold (threshold.json) if any."""
+    result = json.loads(path.read_text(encoding="utf8"))
+    threshold = path.parent / "threshold.json"
+    if threshold.exists():
+        result["threshold"] = json.loads(threshold.read_text(encoding="utf8"))
+    result["run_name"] = path.parent.parent.name
+    return result
+
+
+def _tuned_f(run: Dict[str, Any]) -> Optional[float]:
+    return run["threshold"]["test_tuned"]["overall"]["f"] if "threshold" in run else None
 
 
 def _median(values: Sequence[Optional[float]]) -> Optional[float]:
@@ -97,6 +111,8 @@ def summarize(results: List[Dict[str, Any]], timings: List[Dict[str, Any]]) -> D
                 "f": _median([t["overall"]["f"] for t in test]),
                 "f_range": (min(t["overall"]["f"] for t in test), max(t["overall"]["f"] for t in test)),
                 "f_outermost": _median([t.get("outermost", {}).get("f") for t in test]),
+                "f_tuned": _median([_tuned_f(r) for r in runs]),
+                "thresholds": [r["threshold"]["best_threshold"] for r in runs if "threshold" in r],
                 "nested_recall": _median([t.get("nested_gold", {}).get("recall") for t in test]),
                 "per_type": {label: _median([t["per_type"].get(label, {}).get("f") for t in test])
                              for label in sorted({lab for t in test for lab in t["per_type"]})},
@@ -168,8 +184,11 @@ def _group(rows: Dict[Key, Dict[str, Any]]) -> Dict[Tuple[str, str], List[Dict[s
 
 def accuracy_table(group: List[Dict[str, Any]], nested: bool) -> str:
     header = ["system", "P", "R", "F (min-max over seeds)", "seeds", "package commit"]
+    tuned = any(row.get("thresholds") for row in group)
     if nested:
         header[4:4] = ["F (outermost gold)", "nested recall"]
+    if tuned:
+        header[4:4] = ["F, threshold tuned on dev (thresholds)"]
     lines = []
     for row in group:
         if "f" not in row:
@@ -178,6 +197,9 @@ def accuracy_table(group: List[Dict[str, Any]], nested: bool) -> str:
         if row["seeds"] > 1:
             f_cell += f" ({_pct(row['f_range'][0])}-{_pct(row['f_range'][1])})"
         line = [SYSTEM_NAMES.get(row["system"], row["system"]), _pct(row["p"]), _pct(row["r"]), f_cell]
+        if tuned:
+            line.append(f"{_pct(row['f_tuned'])} ({', '.join(map(str, row['thresholds']))})"
+                        if row.get("thresholds") else "—")
         if nested:
             line += [_pct(row.get("f_outermost")), _pct(row.get("nested_recall"))]
         lines.append(line + [str(row["seeds"]), ", ".join(row.get("train_commits", []))])
@@ -376,6 +398,86 @@ def make_figures(rows: Dict[Key, Dict[str, Any]], fig_dir: Path) -> List[Path]:
     return written
 
 
+def _overrides(run: Dict[str, Any]) -> str:
+    items = run.get("overrides") or {}
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in items.items()) or "defaults"
+
+
+def tuned_section(results: List[Dict[str, Any]]) -> List[str]:
+    """Runs with per-system settings (learning rate, threshold) chosen on dev: per seed and
+    the median, and global_pointer's margin over the best spancat, seed by seed."""
+    parts: List[str] = []
+    groups: Dict[Tuple[str, str], Dict[str, List[Dict[str, Any]]]] = {}
+    for r in results:
+        groups.setdefault((r["dataset"], r["encoder"]), {}).setdefault(r["system"], []).append(r)
+    for (dataset, encoder), systems in sorted(groups.items()):
+        steps = sorted({r["steps"] for runs in systems.values() for r in runs})
+        parts += [f"### {dataset}, {encoder} encoder, {', '.join(map(str, steps))} steps", "",
+                  DATASET_NOTES.get(dataset, dataset), ""]
+        lines = []
+        medians: Dict[str, Dict[int, float]] = {}
+        for system in sorted(systems, key=lambda name: _sort_key(("", "", name))):
+            runs = sorted(systems[system], key=lambda r: r["seed"])
+            tuned = {r["seed"]: _tuned_f(r) for r in runs}
+            medians[system] = {k: v for k, v in tuned.items() if v is not None}
+            lines.append([
+                SYSTEM_NAMES.get(system, system), _overrides(runs[0]),
+                ", ".join(f"{r['seed']}: {_pct(r['test']['overall']['f'])}" for r in runs),
+                _pct(_median([r["test"]["overall"]["f"] for r in runs])),
+                ", ".join(f"{r['seed']}: {_pct(tuned[r['seed']])} (t={r['threshold']['best_threshold']})"
+                          for r in runs if "threshold" in r) or "—",
+                _pct(_median(list(tuned.values()))),
+                _pct(_median([r["test"].get("nested_gold", {}).get("recall") for r in runs])) if dataset == "genia" else "—",
+                _num(_median([r["best"]["step"] for r in runs])),
+                _num(_median([r["train_words_per_second"] for r in runs])),
+            ])
+        parts += [_table(["system", "settings", "test F by seed (threshold: default)", "median",
+                          "test F by seed (threshold tuned on dev)", "median (tuned)", "nested recall",
+                          "steps to best dev", "train words/s (run)"], lines), ""]
+        gp = medians.get("global_pointer", {})
+        spancats = {k: v for k, v in medians.items() if k.startswith("spancat") and v}
+        if gp and spancats:
+            best = max(spancats, key=lambda k: statistics.median(spancats[k].values()))
+            paired = [gp[seed] - spancats[best][seed] for seed in sorted(gp) if seed in spancats[best]]
+            margin = statistics.median(gp.values()) - statistics.median(spancats[best].values())
+            parts += [f"global_pointer minus the best spancat ({SYSTEM_NAMES[best]}), thresholds tuned "
+                      f"on dev: **{margin * 100:+.1f} points** (medians); seed by seed: "
+                      f"{', '.join(f'{d * 100:+.1f}' for d in paired)}. Target: +3.0.", ""]
+    return parts
+
+
+def sweep_section(sweep_dir: Path) -> List[str]:
+    """The tuning sweep: every run's settings, budget and scores, one table per dataset."""
+    runs = [_load_run(p) for p in sorted(sweep_dir.glob("*/*/*/result.json"))]
+    if not runs:
+        return []
+    machine = runs[0].get("machine", {})
+    parts = [f"Machine: {machine.get('cpu', machine.get('processor', '?'))}; "
+             f"{len(runs)} runs, up to 14 at a time in parallel (`bench/gpu/sweep.sh`), one thread each. Each run stopped after a fixed time of "
+             "updates (column \"budget\"), so a system that trains faster gets more steps: this "
+             "sweep compares settings at equal training *time*; the tables above compare systems at "
+             "equal *steps*.", ""]
+    for dataset in sorted({r["dataset"] for r in runs}):
+        lines = []
+        group = sorted((r for r in runs if r["dataset"] == dataset),
+                       key=lambda r: (r["encoder"], _sort_key(("", "", r["system"]))[2], r["run_name"]))
+        for r in group:
+            o = r["test"]["overall"]
+            lines.append([
+                r["encoder"], SYSTEM_NAMES.get(r["system"], r["system"]), _overrides(r), str(r["seed"]),
+                f"{r.get('max_train_seconds', 0):.0f} s", str(r.get("steps_run", r["steps"])),
+                str(r["curve"][-1]["epoch"] + 1 if r["curve"] else "?"),
+                _pct(r["best"]["dev_f"]), _pct(o["p"]), _pct(o["r"]), _pct(o["f"]),
+                (f"{_pct(_tuned_f(r))} (t={r['threshold']['best_threshold']})" if "threshold" in r else "—"),
+                _pct(r["test"].get("nested_gold", {}).get("recall")) if dataset == "genia" else "—",
+            ])
+        parts += [f"### {dataset}", "", DATASET_NOTES.get(dataset, dataset), "",
+                  _table(["encoder", "system", "settings", "seed", "budget", "steps", "epochs (started)",
+                          "best dev F", "test P", "test R", "test F", "test F, threshold tuned on dev",
+                          "nested recall"], lines), ""]
+    return parts
+
+
 def build_page(
     results: List[Dict[str, Any]],
     timings: List[Dict[str, Any]],
@@ -384,6 +486,8 @@ def build_page(
     page_dir: Path = PROJECT,
     commands: Sequence[str] = (),
     notes: str = "",
+    tuned: Sequence[Dict[str, Any]] = (),
+    sweep_dir: Optional[Path] = None,
 ) -> str:
     """The markdown results page."""
     rows = summarize(results, timings)
@@ -433,6 +537,17 @@ def build_page(
                     pass
                 parts += [f"![{dataset} {encoder} {kind}]({rel.as_posix()})", ""]
     parts += ["## Targets", "", targets_table(targets(rows)), ""]
+    if tuned:
+        parts += ["## Tuned runs", "", "Each system with the learning rate that did best for it in the "
+                  "tuning sweep below, and its decision threshold picked on dev (`bench/run.py "
+                  "tune-threshold`: the grid value with the best dev F1; the held-out split never "
+                  "chooses). Same encoder, data and step budget for every system.", "",
+                  *tuned_section(list(tuned))]
+    if sweep_dir is not None and sweep_dir.exists():
+        for sub in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+            section = sweep_section(sub)
+            if section:
+                parts += [f"## Tuning sweep: {sub.name}", "", *section]
     return "\n".join(parts)
 
 
@@ -443,6 +558,8 @@ def main(
     notes: Annotated[Optional[Path], typer.Option(help="Markdown to put at the top (e.g. bench/NOTES.md)")] = None,
     command: Annotated[Optional[List[str]], typer.Option(help="Command lines that produced the runs")] = None,
     command_file: Annotated[Optional[Path], typer.Option(help="File with those command lines, one a line")] = None,
+    tuned_runs: Annotated[Path, typer.Option(help="Results dir of the tuned runs (bench/run.py --output)")] = BENCH / "runs_tuned",
+    sweeps: Annotated[Path, typer.Option(help="Folder of tuning sweeps, one sub-folder each")] = BENCH / "sweeps",
 ) -> None:
     """Write the results page and charts from the JSON on disk."""
     command = list(command or [])
@@ -450,8 +567,9 @@ def main(
         command += [line for line in command_file.read_text(encoding="utf8").splitlines() if line.strip()]
     results, timings = collect(runs)
     written = make_figures(summarize(results, timings), figures)
+    tuned = collect(tuned_runs)[0] if tuned_runs.exists() else []
     page = build_page(results, timings, figures=written, page_dir=output.parent, commands=command,
-                      notes=notes.read_text(encoding="utf8") if notes else "")
+                      notes=notes.read_text(encoding="utf8") if notes else "", tuned=tuned, sweep_dir=sweeps)
     output.write_text(page, encoding="utf8")
     print(f"{len(results)} runs, {len(timings)} timing repeats -> {output}, {len(written)} figures in {figures}")
 

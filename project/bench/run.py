@@ -255,6 +255,21 @@ def predict_sets(nlp: Any, texts: Sequence[str], flat: bool, batch_size: int = 2
     ]
 
 
+def parse_overrides(items: Sequence[str]) -> Dict[str, Any]:
+    """KEY=VALUE strings to config overrides; the value is read as JSON (a bare word
+    stays a string)."""
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 def load_gold(path: Path, lang: str) -> Tuple[List[str], List[set]]:
     import spacy
     from spacy.tokens import DocBin
@@ -299,9 +314,14 @@ def train_one(
     steps: Annotated[int, typer.Option(help="Training steps (same for every system)")] = 1500,
     eval_every: Annotated[int, typer.Option(help="Steps between dev evaluations")] = 300,
     threads: Annotated[int, typer.Option(help="torch/BLAS threads")] = 1,
+    max_train_seconds: Annotated[float, typer.Option(
+        help="Also stop when the updates have taken this long (0: no limit); the steps reached are recorded")] = 0.0,
+    set_: Annotated[Optional[List[str]], typer.Option(
+        "--set", help="Config override KEY=VALUE (JSON value), e.g. training.optimizer.learn_rate=0.002; repeatable")] = None,
 ) -> None:
     """Train one system with a fixed step budget; pick the best dev checkpoint; score it
-    on the held-out split; write result.json (internal: called by `run`)."""
+    on the held-out split; write result.json (called by `run`; called directly with
+    --set for tuning variants)."""
     code = code_version()  # before the package is imported: the code this run uses
     _set_threads(threads)
     import spacy
@@ -323,6 +343,8 @@ def train_one(
     }
     if system == "spancat":
         overrides["components.spancat.suggester.sizes"] = stats["spancat_sizes"]
+    user_overrides = parse_overrides(set_ or [])
+    overrides.update(user_overrides)
     # The configs name spaCy's default (whitespace and punctuation) tokenizer; other
     # languages need their own (Chinese: one token per character, as in the corpus).
     blank_config = spacy.blank(spec["lang"]).config
@@ -375,6 +397,20 @@ def train_one(
             losses = {}
         if step >= steps:
             break
+        if max_train_seconds and train_seconds >= max_train_seconds:
+            if step % eval_every:  # score the last stretch too
+                start = time.perf_counter()
+                dev = score_predictions(predict_sets(nlp, dev_texts, flat), dev_gold)["overall"]
+                curve.append({"step": step, "epoch": epoch, "words": words, "train_seconds": train_seconds,
+                              "wall_seconds": time.perf_counter() - wall_start,
+                              "loss": float(sum(losses.values())), "dev": dev})
+                if dev["f"] > best["dev_f"]:
+                    best = {"dev_f": dev["f"], "step": step, "train_seconds": train_seconds,
+                            "wall_seconds": curve[-1]["wall_seconds"]}
+                    nlp.to_disk(out_dir / "model-best")
+                eval_seconds += time.perf_counter() - start
+            print(f"{tag} stopped at step {step}: {train_seconds:.0f}s of updates", flush=True)
+            break
     best_nlp = spacy.load(out_dir / "model-best")
     test_texts, test_gold = load_gold(paths[spec["heldout"]], spec["lang"])
     start = time.perf_counter()
@@ -386,6 +422,7 @@ def train_one(
     result = {
         "dataset": dataset.value, "encoder": encoder, "system": system, "seed": seed,
         "flat": flat, "steps": steps, "eval_every": eval_every, "threads": threads,
+        "steps_run": step, "max_train_seconds": max_train_seconds, "overrides": user_overrides,
         "spancat_sizes": overrides.get("components.spancat.suggester.sizes"),
         "heldout_split": spec["heldout"],
         "init_seconds": init_seconds, "train_seconds": train_seconds, "train_words": words,
@@ -396,6 +433,81 @@ def train_one(
         "machine": machine_info(), "code": code,
     }
     _write_json(out_dir / "result.json", result)
+
+
+# --- decision threshold tuned on dev -------------------------------------------------------
+
+# Grids for the systems whose spans carry a score: global_pointer's span logit (trained
+# boundary 0) and spancat's probability (default 0.5).
+THRESHOLD_GRIDS = {
+    "global_pointer": [round(-3.0 + 0.25 * i, 2) for i in range(17)],
+    "spancat": [round(0.1 + 0.05 * i, 2) for i in range(17)],
+}
+
+
+def _scored_spans(nlp: Any, texts: Sequence[str]) -> List[List[Tuple[CharSpan, float]]]:
+    out = []
+    for doc in nlp.pipe(texts, batch_size=256):
+        group = doc.spans.get(SPANS_KEY, [])
+        scores = group.attrs.get("scores", []) if len(group) else []
+        out.append([((s.start_char, s.end_char, s.label_), float(v)) for s, v in zip(group, scores, strict=True)])
+    return out
+
+
+def _above(scored: Sequence[List[Tuple[CharSpan, float]]], threshold: float) -> List[set]:
+    return [{span for span, score in doc if score >= threshold} for doc in scored]
+
+
+def pick_threshold(scored: Sequence[List[Tuple[CharSpan, float]]], gold: Sequence[set],
+                   grid: Sequence[float]) -> Tuple[float, List[Dict[str, Any]]]:
+    """The grid value with the best F1 (the lowest of equals) and the F1 curve over the grid."""
+    curve = [{"threshold": t, **score_predictions(_above(scored, t), gold)["overall"]} for t in grid]
+    best = max(curve, key=lambda row: (row["f"], -row["threshold"]))
+    return best["threshold"], curve
+
+
+@app.command("tune-threshold")
+def tune_threshold(
+    run_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A training run dir (result.json, model-best/)")],
+    corpus_dir: Annotated[Path, typer.Option(help="Prepared DocBins")],
+    threads: Annotated[int, typer.Option()] = 1,
+) -> None:
+    """Pick the decision threshold that maximises dev F1 on the run's best checkpoint and
+    score the held-out split with it; writes threshold.json beside result.json. Tuning
+    on dev only: the held-out split is scored once per grid value but never chooses."""
+    _set_threads(threads)
+    import spacy
+
+    import bench.crf_component  # noqa: F401
+
+    result = json.loads((run_dir / "result.json").read_text())
+    family = "spancat" if result["system"].startswith("spancat") else result["system"]
+    family = "global_pointer" if family.startswith("global_pointer") else family
+    if family not in THRESHOLD_GRIDS:
+        raise typer.BadParameter(f"system {result['system']!r} has no span scores to threshold")
+    grid = THRESHOLD_GRIDS[family]
+    nlp = spacy.load(run_dir / "model-best")
+    name = "spancat" if family == "spancat" else "global_pointer"
+    pipe = nlp.get_pipe(name)
+    default = float(pipe.cfg["threshold"])
+    pipe.cfg["threshold"] = min(grid) - 1e-6  # keep every span the grid can select
+    spec = DATASETS[result["dataset"]]
+    paths = corpus_paths(corpus_dir)
+    dev_texts, dev_gold = load_gold(paths["dev"], spec["lang"])
+    test_texts, test_gold = load_gold(paths[spec["heldout"]], spec["lang"])
+    dev_scored, test_scored = _scored_spans(nlp, dev_texts), _scored_spans(nlp, test_texts)
+    threshold, dev_curve = pick_threshold(dev_scored, dev_gold, grid)
+    best = next(row for row in dev_curve if row["threshold"] == threshold)
+    tuned = score_predictions(_above(test_scored, threshold), test_gold)
+    at_default = score_predictions(_above(test_scored, default), test_gold)
+    o, d = tuned["overall"], at_default["overall"]
+    print(f"{run_dir}: dev-best threshold {best['threshold']} (dev F {best['f']:.4f}); held-out F "
+          f"{o['f']:.4f} (P {o['p']:.4f} R {o['r']:.4f}) against {d['f']:.4f} at the default {default}")
+    _write_json(run_dir / "threshold.json", {
+        "default_threshold": default, "grid": grid, "dev_curve": dev_curve,
+        "best_threshold": best["threshold"], "best_dev_f": best["f"],
+        "test_tuned": tuned, "test_default": at_default, "code": code_version(),
+    })
 
 
 # --- prediction speed -------------------------------------------------------------------
@@ -562,10 +674,14 @@ def run(
     threads: Annotated[int, typer.Option(help="torch/BLAS threads per process")] = 1,
     skip_timing: Annotated[bool, typer.Option(help="Train only")] = False,
     timing_session: Annotated[str, typer.Option(help="Name of the timing session (a new name re-times every listed system)")] = "s1",
+    set_: Annotated[Optional[List[str]], typer.Option(
+        "--set", help="Config override KEY=VALUE for every listed system's training (e.g. a tuned learn_rate); repeatable")] = None,
+    tune_thresholds: Annotated[bool, typer.Option(help="After training, pick the threshold on dev (global_pointer, spancat)")] = False,
 ) -> None:
     """Train every (encoder, seed, system) not yet on disk, then time prediction with the
     systems alternated, `repeats` times. Resumable: finished runs are skipped."""
     ds = dataset.value
+    parse_overrides(set_ or [])  # fail before any training on a malformed override
     system_list = _split_list(systems) if systems else list(DATASETS[ds]["systems"])
     encoder_list = _split_list(encoders)
     for name in system_list:
@@ -593,9 +709,20 @@ def run(
               f"({(time.time() - t0) / 60:.1f} min elapsed)", flush=True)
         rc = _stream([*here, "train-one", ds, encoder, system, str(rdir), "--corpus-dir", str(corpus_dir),
                       "--seed", str(seed), "--steps", str(steps), "--eval-every", str(eval_every),
-                      "--threads", str(threads)], rdir / "train.log")
+                      "--threads", str(threads), *[a for item in set_ or [] for a in ("--set", item)]],
+                     rdir / "train.log")
         if rc:
             failed.append(f"train {encoder}/{system}/seed{seed} (exit {rc}, see {rdir / 'train.log'})")
+    if tune_thresholds:
+        for encoder, seed, system in plan:
+            rdir = run_dir(output, ds, encoder, system, seed)
+            family = system.split("_1_3")[0].replace("_efficient", "")
+            if family in THRESHOLD_GRIDS and (rdir / "result.json").exists() and not (rdir / "threshold.json").exists():
+                print(f"   tuning the threshold of {encoder}/{system}/seed{seed} on dev", flush=True)
+                rc = _stream([*here, "tune-threshold", str(rdir), "--corpus-dir", str(corpus_dir),
+                              "--threads", str(threads)], rdir / "train.log")
+                if rc:
+                    failed.append(f"tune-threshold {encoder}/{system}/seed{seed} (exit {rc})")
     if not skip_timing:
         test_path = corpus_paths(corpus_dir)[DATASETS[ds]["heldout"]]
         seed = seed_list[0]
