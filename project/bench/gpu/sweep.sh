@@ -1,0 +1,36 @@
+#!/bin/bash
+# Longer-budget accuracy sweep on the lent device machine's 16 CPU cores (not its GPU):
+# one single-threaded `bench/run.py train-one` per job, all in parallel, each stopped after
+# $TRAIN_S seconds of updates, then the dev-tuned threshold (global_pointer, spancat).
+# Run from the repo root through the device tool, carrying .gpu (spaCy's py3.12 wheels,
+# pytorch-crf) and project/corpus/bench (the DocBins `bench/run.py run` prepares).
+# Results (result.json, threshold.json, logs; no models) go to $OUT/sweep/.
+set -u
+TRAIN_S=${TRAIN_S:-300}
+JOBS=${JOBS:-project/bench/gpu/sweep_jobs.txt}
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+if [ -z "${SWEEP_LOCAL:-}" ]; then  # SWEEP_LOCAL=1: a dry run here, with the local install
+  mkdir -p /tmp/site && tar xzf .gpu/site.tgz -C /tmp/site
+  export PYTHONPATH=/tmp/site
+  python3 -m pip install -q --no-deps --no-index --target /tmp/site .gpu/pytorch_crf-*.whl 2>&1 | tail -1
+  python3 -m pip install -q --no-deps --no-build-isolation --no-index . 2>&1 | tail -1
+fi
+python3 -c "import spacy, torch, spacy_globalpointer, torchcrf; print('spacy', spacy.__version__, 'torch', torch.__version__)"
+nproc --all; lscpu | grep -m1 "Model name"
+cd project
+while read -r ds enc sys name extra; do
+  [ -z "$ds" ] || [ "${ds:0:1}" = "#" ] && continue
+  d=/tmp/sweep/$ds/$enc/$name
+  mkdir -p "$d" "$OUT/sweep/$ds/$enc/$name"
+  (
+    # shellcheck disable=SC2086  # $extra holds the job's --set options
+    python3 bench/run.py train-one "$ds" "$enc" "$sys" "$d" --corpus-dir corpus/bench/$ds \
+      --steps 100000 --eval-every 500 --max-train-seconds "$TRAIN_S" $extra > "$d/train.log" 2>&1
+    case "$sys" in global_pointer*|spancat*)
+      python3 bench/run.py tune-threshold "$d" --corpus-dir corpus/bench/$ds >> "$d/train.log" 2>&1;; esac
+    cp "$d"/*.json "$d/train.log" "$OUT/sweep/$ds/$enc/$name/" 2>/dev/null
+    tail -n 2 "$d/train.log" | sed "s|^|$ds/$enc/$name: |"
+  ) &
+done < "../$JOBS"
+wait
+echo SWEEP DONE
