@@ -163,7 +163,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("config", ["cpu.cfg", "trf.cfg"])
+@pytest.mark.parametrize("config", ["cpu.cfg", "bilstm.cfg", "trf.cfg"])
 def test_configs_fill_and_validate(config, tiny_corpus, tmp_path):
     pytest.importorskip("spacy_globalpointer")
     if config == "trf.cfg":
