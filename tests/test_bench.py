@@ -218,7 +218,20 @@ def test_tuned_section_reports_medians_and_paired_margin():
             "| 73.0 |") in text
     assert "| spancat (99.5% sizes) | defaults | 0: 70.0, 1: 68.0 | 69.0 |" in text
     # medians 73.0 - 69.75; seed by seed 74.0 - 70.5 and 72.0 - 69.0
-    assert "**+3.2 points** (medians); seed by seed: +3.5, +3.0." in text
+    assert ("global_pointer (threshold tuned on dev) minus spancat (99.5% sizes): **+3.2 points** (medians); "
+            "seed by seed: +3.5, +3.0. Target: +3.0.") in text
+
+
+def test_tuned_section_compares_flat_data_with_the_crf():
+    runs = [_tuned_result("global_pointer", 0, 0.66, 0.67, -0.25, {}),
+            _tuned_result("crf", 0, 0.68, 0.0, 0.0, {"training.optimizer.learn_rate": 0.002})]
+    for r in runs:
+        r["dataset"] = "cluener"
+    del runs[1]["threshold"]  # the CRF has no threshold: compared on its plain F
+    text = "\n".join(report.tuned_section(runs))
+    assert "| CRF tagger | learn_rate=0.002 | 0: 68.0 | 68.0 | — |" in text
+    assert "global_pointer (threshold tuned on dev) minus CRF tagger: **-1.0 points**" in text
+    assert "Target: +0.0." in text
 
 
 def test_sweep_section_lists_every_run_with_its_budget(tmp_path):
