@@ -4,7 +4,8 @@
 # $TRAIN_S seconds of updates, then the dev-tuned threshold (global_pointer, spancat).
 # Run from the repo root through the device tool, carrying .gpu (spaCy's py3.12 wheels,
 # pytorch-crf) and project/corpus/bench (the DocBins `bench/run.py run` prepares).
-# Results (result.json, threshold.json, logs; no models) go to $OUT/sweep/.
+# Results (result.json, threshold.json, logs; no models) go to $OUT/sweep.tgz: the device tool
+# returns only a few files and no deep folders.
 set -u
 TRAIN_S=${TRAIN_S:-300}
 JOBS=${JOBS:-project/bench/gpu/sweep_jobs.txt}
@@ -21,16 +22,16 @@ cd project
 while read -r ds enc sys name extra; do
   [ -z "$ds" ] || [ "${ds:0:1}" = "#" ] && continue
   d=/tmp/sweep/$ds/$enc/$name
-  mkdir -p "$d" "$OUT/sweep/$ds/$enc/$name"
+  mkdir -p "$d"
   (
     # shellcheck disable=SC2086  # $extra holds the job's --set options
     python3 bench/run.py train-one "$ds" "$enc" "$sys" "$d" --corpus-dir corpus/bench/$ds \
       --steps 100000 --eval-every 500 --max-train-seconds "$TRAIN_S" $extra > "$d/train.log" 2>&1
     case "$sys" in global_pointer*|spancat*)
       python3 bench/run.py tune-threshold "$d" --corpus-dir corpus/bench/$ds >> "$d/train.log" 2>&1;; esac
-    cp "$d"/*.json "$d/train.log" "$OUT/sweep/$ds/$enc/$name/" 2>/dev/null
     tail -n 2 "$d/train.log" | sed "s|^|$ds/$enc/$name: |"
   ) &
 done < "../$JOBS"
 wait
+tar czf "$OUT/sweep.tgz" --exclude=model-best -C /tmp/sweep .
 echo SWEEP DONE
