@@ -194,10 +194,16 @@ def test_parse_overrides_reads_json_values_and_rejects_malformed_items():
 def test_pick_threshold_chooses_the_dev_f1_maximum():
     gold = [{(0, 4, "A"), (5, 9, "B")}]
     scored = [[((0, 4, "A"), 0.5), ((5, 9, "B"), -0.6), ((2, 3, "A"), -1.2)]]
-    threshold, curve = bench_run.pick_threshold(scored, gold, [-1.5, -1.0, -0.5, 0.0])
+    best, curve = bench_run.pick_threshold(scored, gold, [-1.5, -1.0, -0.5, 0.0])
     # -1.5 keeps all three (P 2/3, R 1); -1.0 keeps exactly the gold; higher drops B.
-    assert threshold == -1.0
+    assert best["threshold"] == -1.0 and best["f"] == 1.0
     assert [round(row["f"], 3) for row in curve] == [0.8, 1.0, 0.667, 0.667]
+
+
+def test_threshold_family_maps_variants_to_their_pipe():
+    assert [bench_run.threshold_family(s) for s in ("global_pointer", "global_pointer_efficient",
+                                                     "spancat", "spancat_1_3", "crf", "ner")] == [
+        "global_pointer", "global_pointer", "spancat", "spancat", None, None]
 
 
 def _tuned_result(system, seed, f, tuned_f, threshold, overrides):

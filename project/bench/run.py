@@ -378,7 +378,8 @@ def train_one(
         nlp.update(batch, drop=T["dropout"], sgd=optimizer, losses=losses)
         train_seconds += time.perf_counter() - start
         words += n_words
-        if step % eval_every == 0 or step == steps:
+        time_up = bool(max_train_seconds) and train_seconds >= max_train_seconds
+        if step % eval_every == 0 or step == steps or time_up:  # the last stretch is scored too
             start = time.perf_counter()
             dev = score_predictions(predict_sets(nlp, dev_texts, flat), dev_gold)["overall"]
             point = {"step": step, "epoch": epoch, "words": words, "train_seconds": train_seconds,
@@ -397,18 +398,7 @@ def train_one(
             losses = {}
         if step >= steps:
             break
-        if max_train_seconds and train_seconds >= max_train_seconds:
-            if step % eval_every:  # score the last stretch too
-                start = time.perf_counter()
-                dev = score_predictions(predict_sets(nlp, dev_texts, flat), dev_gold)["overall"]
-                curve.append({"step": step, "epoch": epoch, "words": words, "train_seconds": train_seconds,
-                              "wall_seconds": time.perf_counter() - wall_start,
-                              "loss": float(sum(losses.values())), "dev": dev})
-                if dev["f"] > best["dev_f"]:
-                    best = {"dev_f": dev["f"], "step": step, "train_seconds": train_seconds,
-                            "wall_seconds": curve[-1]["wall_seconds"]}
-                    nlp.to_disk(out_dir / "model-best")
-                eval_seconds += time.perf_counter() - start
+        if time_up:
             print(f"{tag} stopped at step {step}: {train_seconds:.0f}s of updates", flush=True)
             break
     best_nlp = spacy.load(out_dir / "model-best")
@@ -445,6 +435,15 @@ THRESHOLD_GRIDS = {
 }
 
 
+def threshold_family(system: str) -> Optional[str]:
+    """The pipe (and grid) whose threshold a benchmark system's spans pass: its variants
+    (efficient head, other n-gram sizes) share it; None for systems without span scores."""
+    for family in THRESHOLD_GRIDS:
+        if system.startswith(family):
+            return family
+    return None
+
+
 def _scored_spans(nlp: Any, texts: Sequence[str]) -> List[List[Tuple[CharSpan, float]]]:
     out = []
     for doc in nlp.pipe(texts, batch_size=256):
@@ -459,11 +458,11 @@ def _above(scored: Sequence[List[Tuple[CharSpan, float]]], threshold: float) -> 
 
 
 def pick_threshold(scored: Sequence[List[Tuple[CharSpan, float]]], gold: Sequence[set],
-                   grid: Sequence[float]) -> Tuple[float, List[Dict[str, Any]]]:
-    """The grid value with the best F1 (the lowest of equals) and the F1 curve over the grid."""
+                   grid: Sequence[float]) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """The grid row (threshold and scores) with the best F1, the lowest threshold of equals,
+    and the F1 curve over the grid."""
     curve = [{"threshold": t, **score_predictions(_above(scored, t), gold)["overall"]} for t in grid]
-    best = max(curve, key=lambda row: (row["f"], -row["threshold"]))
-    return best["threshold"], curve
+    return max(curve, key=lambda row: (row["f"], -row["threshold"])), curve
 
 
 @app.command("tune-threshold")
@@ -481,14 +480,12 @@ def tune_threshold(
     import bench.crf_component  # noqa: F401
 
     result = json.loads((run_dir / "result.json").read_text())
-    family = "spancat" if result["system"].startswith("spancat") else result["system"]
-    family = "global_pointer" if family.startswith("global_pointer") else family
-    if family not in THRESHOLD_GRIDS:
+    family = threshold_family(result["system"])
+    if family is None:
         raise typer.BadParameter(f"system {result['system']!r} has no span scores to threshold")
     grid = THRESHOLD_GRIDS[family]
     nlp = spacy.load(run_dir / "model-best")
-    name = "spancat" if family == "spancat" else "global_pointer"
-    pipe = nlp.get_pipe(name)
+    pipe = nlp.get_pipe(family)
     default = float(pipe.cfg["threshold"])
     pipe.cfg["threshold"] = min(grid) - 1e-6  # keep every span the grid can select
     spec = DATASETS[result["dataset"]]
@@ -496,9 +493,8 @@ def tune_threshold(
     dev_texts, dev_gold = load_gold(paths["dev"], spec["lang"])
     test_texts, test_gold = load_gold(paths[spec["heldout"]], spec["lang"])
     dev_scored, test_scored = _scored_spans(nlp, dev_texts), _scored_spans(nlp, test_texts)
-    threshold, dev_curve = pick_threshold(dev_scored, dev_gold, grid)
-    best = next(row for row in dev_curve if row["threshold"] == threshold)
-    tuned = score_predictions(_above(test_scored, threshold), test_gold)
+    best, dev_curve = pick_threshold(dev_scored, dev_gold, grid)
+    tuned = score_predictions(_above(test_scored, best["threshold"]), test_gold)
     at_default = score_predictions(_above(test_scored, default), test_gold)
     o, d = tuned["overall"], at_default["overall"]
     print(f"{run_dir}: dev-best threshold {best['threshold']} (dev F {best['f']:.4f}); held-out F "
@@ -716,8 +712,7 @@ def run(
     if tune_thresholds:
         for encoder, seed, system in plan:
             rdir = run_dir(output, ds, encoder, system, seed)
-            family = system.split("_1_3")[0].replace("_efficient", "")
-            if family in THRESHOLD_GRIDS and (rdir / "result.json").exists() and not (rdir / "threshold.json").exists():
+            if threshold_family(system) and (rdir / "result.json").exists() and not (rdir / "threshold.json").exists():
                 print(f"   tuning the threshold of {encoder}/{system}/seed{seed} on dev", flush=True)
                 rc = _stream([*here, "tune-threshold", str(rdir), "--corpus-dir", str(corpus_dir),
                               "--threads", str(threads)], rdir / "train.log")
