@@ -2,7 +2,7 @@
 
 Output: one array per doc of shape (n_tokens, width, n_labels), where
 ``Y[i, d, a]`` is the score that tokens i..i+d form an entity of label a. Entries
-with ``i + d >= n_tokens`` are padding (see ``span_mask``) and hold 0. The width is
+with ``i + d >= n_tokens`` are padding (see ``band.span_mask``) and hold 0. The width is
 ``min(n_tokens, max_length)``, further capped by ``score_budget`` for very long
 docs so that memory stays linear in the doc length.
 """
@@ -12,8 +12,10 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, Ops, PyTorchWrapper_v2, chain, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, chain, torch2xp, xp2torch
 from thinc.types import Floats2d, Floats3d
+
+from .band import span_mask, span_width
 
 HEAD_NAME = "global_pointer_head"
 
@@ -64,20 +66,6 @@ def build_global_pointer(
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("head", head)
     return model
-
-
-def span_width(n_tokens: int, n_labels: int, max_length: Optional[int], score_budget: int) -> int:
-    """The band width scored for a doc of n_tokens: spans of up to this many tokens."""
-    width = n_tokens if max_length is None else min(n_tokens, max_length)
-    if n_tokens and n_tokens * width * max(n_labels, 1) > score_budget:
-        width = max(1, score_budget // (n_tokens * max(n_labels, 1)))
-    return width
-
-
-def span_mask(ops: Ops, n_tokens: int, width: int) -> Any:
-    """Boolean (n_tokens, width): True where i + d < n_tokens, i.e. a real span."""
-    starts = ops.xp.arange(n_tokens)[:, None]
-    return (starts + ops.xp.arange(width)[None, :]) < n_tokens
 
 
 def build_head_layers(head: Model) -> None:

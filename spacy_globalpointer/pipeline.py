@@ -1,5 +1,6 @@
 """The ``global_pointer`` pipeline component: labels, loss, decoding, serialisation."""
 
+import math
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
@@ -7,16 +8,19 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 import numpy
 import srsly
 from spacy import util
-from spacy.attrs import IDX, LENGTH
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.scorer import Scorer
+from spacy.pipeline.spancat import DEFAULT_SPANS_KEY, spancat_score
+from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import filter_spans
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats3d
 
+from .band import boundary_tokens, valid_cells
+from .gold import aligned_gold, gold_rows, length_report, new_counts, warn_skipped
 from .model import build_head_layers
 from .scoring import decode_spans, global_pointer_loss, select_non_overlapping
 
@@ -53,15 +57,13 @@ SPAN_LENGTH_COVERAGE = 0.995
 
 
 def gp_score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
-    """Span P/R/F (overall and per type) on doc.spans[spans_key], overlaps allowed."""
-    kwargs = dict(kwargs)
-    key = kwargs["spans_key"]
-    attr_prefix = "spans_"
-    kwargs.setdefault("attr", f"{attr_prefix}{key}")
-    kwargs.setdefault("allow_overlap", True)
-    kwargs.setdefault("getter", lambda doc, attr: doc.spans.get(attr[len(attr_prefix) :], []))
-    kwargs.setdefault("has_annotation", lambda doc: key in doc.spans)
-    return Scorer.score_spans(examples, **kwargs)
+    """spaCy's spancat scores on doc.spans[spans_key] (overlaps allowed), plus spaCy's
+    entity scores (ents_p/r/f, ents_per_type) when the component writes doc.ents."""
+    examples = list(examples)
+    scores = spancat_score(examples, **kwargs)
+    if kwargs.get("annotate_ents"):
+        scores.update(get_ner_prf(examples))
+    return scores
 
 
 @util.registry.scorers("spacy-globalpointer.spans_scorer.v1")
@@ -71,15 +73,20 @@ def make_gp_scorer() -> Callable[..., Dict[str, Any]]:
 
 @Language.factory(
     "global_pointer",
-    assigns=["doc.spans"],
+    assigns=["doc.spans", "doc.ents"],
     default_config={
         "model": DEFAULT_MODEL,
-        "spans_key": "sc",
+        "spans_key": DEFAULT_SPANS_KEY,
         "threshold": 0.0,
         "annotate_ents": False,
+        "overwrite_ents": False,
         "scorer": {"@scorers": "spacy-globalpointer.spans_scorer.v1"},
     },
-    default_score_weights={"spans_sc_f": 1.0, "spans_sc_p": 0.0, "spans_sc_r": 0.0},
+    default_score_weights={
+        f"spans_{DEFAULT_SPANS_KEY}_f": 1.0,
+        f"spans_{DEFAULT_SPANS_KEY}_p": 0.0,
+        f"spans_{DEFAULT_SPANS_KEY}_r": 0.0,
+    },
 )
 def make_global_pointer(
     nlp: Language,
@@ -88,6 +95,7 @@ def make_global_pointer(
     spans_key: str,
     threshold: float,
     annotate_ents: bool,
+    overwrite_ents: bool,
     scorer: Optional[Callable],
 ) -> "GlobalPointer":
     """Create a GlobalPointer span recogniser (nested and flat NER).
@@ -96,6 +104,8 @@ def make_global_pointer(
     spans_key: key of doc.spans to read gold spans from and write predictions to.
     threshold: spans scoring above it are predicted (the loss puts the boundary at 0).
     annotate_ents: also write the best-scoring non-overlapping spans to doc.ents.
+    overwrite_ents: with annotate_ents, replace the entities an earlier component set;
+        by default they are kept, and only spans that overlap none of them are added.
     scorer: the scoring function (default: spans P/R/F with overlaps allowed).
     """
     return GlobalPointer(
@@ -105,12 +115,18 @@ def make_global_pointer(
         spans_key=spans_key,
         threshold=threshold,
         annotate_ents=annotate_ents,
+        overwrite_ents=overwrite_ents,
         scorer=scorer,
     )
 
 
 class GlobalPointer(TrainablePipe):
-    """Predicts possibly overlapping labelled spans from per-label span scores."""
+    """Predicts possibly overlapping labelled spans from per-label span scores.
+
+    Settings (spans_key, threshold, annotate_ents, overwrite_ents) come from the
+    config; the saved ``cfg`` file holds only what the config cannot: the labels and
+    the head's input width.
+    """
 
     def __init__(
         self,
@@ -118,26 +134,29 @@ class GlobalPointer(TrainablePipe):
         model: Model[List[Doc], List[Floats3d]],
         name: str = "global_pointer",
         *,
-        spans_key: str = "sc",
+        spans_key: str = DEFAULT_SPANS_KEY,
         threshold: float = 0.0,
         annotate_ents: bool = False,
+        overwrite_ents: bool = False,
         scorer: Optional[Callable] = gp_score,
     ) -> None:
-        if not isinstance(spans_key, str) or not spans_key:
-            raise ValueError(f"spans_key must be a non-empty string, got {spans_key!r}")
         self.vocab = vocab
         self.model = model
         self.name = name
         self.scorer = scorer
-        self.cfg: Dict[str, Any] = {
-            "labels": [],
+        settings = {
             "spans_key": spans_key,
-            "threshold": float(threshold),
-            "annotate_ents": bool(annotate_ents),
-            "input_width": None,
+            "threshold": threshold,
+            "annotate_ents": annotate_ents,
+            "overwrite_ents": overwrite_ents,
         }
+        _check_settings(name, settings, "the component's config")
+        # What the config says, to tell at save time whether cfg was changed since.
+        self._configured = dict(settings, threshold=float(threshold))
+        self.cfg: Dict[str, Any] = {"labels": [], **self._configured, "input_width": None}
         # Gold spans the loss could not use, over the life of this object.
-        self.gold_span_stats = {"empty": 0, "misaligned": 0, "too_long": 0}
+        self.gold_span_stats = new_counts()
+        self.gold_span_report: Dict[str, int] = {}
         self._warned: set = set()
 
     @property
@@ -154,6 +173,8 @@ class GlobalPointer(TrainablePipe):
 
     @property
     def threshold(self) -> float:
+        # cfg can be edited after construction (spacy find-threshold does), so check here.
+        _check_settings(self.name, {"threshold": self.cfg["threshold"]}, "cfg")
         return float(self.cfg["threshold"])
 
     @property
@@ -185,11 +206,19 @@ class GlobalPointer(TrainablePipe):
         return self.model.predict(list(docs))
 
     def set_annotations(self, docs: Iterable[Doc], scores: List[Floats3d]) -> None:
-        """Write spans scoring above threshold to doc.spans[key], scores in attrs."""
+        """Write spans scoring above threshold to doc.spans[key], scores in attrs.
+
+        No span starts or ends on a whitespace token. With annotate_ents, the
+        best-scoring spans that share no token also go to doc.ents.
+        """
         labels = self.labels
+        threshold = self.threshold
+        n_not_finite = 0
         for doc, doc_scores in zip(docs, scores):
             values = self.model.ops.to_numpy(doc_scores)
-            starts, ends, label_ids, span_scores = decode_spans(values, self.threshold)
+            n_not_finite += int(values.size - numpy.isfinite(values).sum())
+            valid = valid_cells(self.model.ops, values.shape[1], boundary_tokens(doc))
+            starts, ends, label_ids, span_scores = decode_spans(values, threshold, valid)
             spans = [
                 Span(doc, int(s), int(e), label=labels[a])
                 for s, e, a in zip(starts, ends, label_ids)
@@ -198,8 +227,26 @@ class GlobalPointer(TrainablePipe):
                 doc, name=self.key, spans=spans, attrs={"scores": span_scores.astype("float32")}
             )
             if self.cfg["annotate_ents"]:
-                keep = select_non_overlapping(starts, ends, span_scores)
-                doc.ents = [spans[k] for k in keep]
+                keep = [spans[k] for k in select_non_overlapping(starts, ends, span_scores)]
+                self._set_ents(doc, keep)
+        if n_not_finite:
+            warnings.warn(
+                f"'{self.name}': {n_not_finite} span score(s) in this batch are not finite "
+                "(NaN or inf); no span was predicted from them. The encoder's output is "
+                "probably broken (check the tok2vec and its weights).",
+                stacklevel=2,
+            )
+
+    def _set_ents(self, doc: Doc, spans: List[Span]) -> None:
+        if self.cfg["overwrite_ents"] or not doc.ents:
+            doc.ents = spans
+            return
+        # Entities an earlier component set win; ours fill the tokens they leave free.
+        taken = numpy.zeros(len(doc), dtype=bool)
+        for ent in doc.ents:
+            taken[ent.start : ent.end] = True
+        added = [span for span in spans if not taken[span.start : span.end].any()]
+        doc.ents = filter_spans(list(doc.ents) + added)
 
     def update(
         self,
@@ -229,44 +276,40 @@ class GlobalPointer(TrainablePipe):
     def get_loss(
         self, examples: Iterable[Example], scores: List[Floats3d]
     ) -> Tuple[float, List[Floats3d]]:
-        """Loss and gradient for a batch (see scoring.global_pointer_loss)."""
+        """Loss and gradient for a batch (see scoring.global_pointer_loss).
+
+        Spans that start or end on a whitespace token are neither positives nor
+        negatives. Raises before any gradient exists if a score or the loss is not
+        finite, so that an optimizer step cannot spread NaN into every weight.
+        """
         examples = list(examples)
-        gold = []
-        counts = {"empty": 0, "misaligned": 0, "too_long": 0}
+        xp = self.model.ops.xp
+        n_not_finite = sum(int(s.size - xp.isfinite(s).sum()) for s in scores)
+        if n_not_finite:
+            raise ValueError(
+                f"'{self.name}': {n_not_finite} of {sum(int(s.size) for s in scores)} span "
+                "scores in this batch are not finite (NaN or inf), so the update was stopped "
+                "before any weight changed. The encoder's output or the learning rate is "
+                "probably at fault."
+            )
+        label_ids = {label: i for i, label in enumerate(self.labels)}
+        counts = new_counts()
+        gold, valid = [], []
         for eg, doc_scores in zip(examples, scores):
-            spans = self._gold_spans(eg, int(doc_scores.shape[1]), counts)
-            gold.append(None if spans is None else self.model.ops.asarray2i(spans))
+            width = int(doc_scores.shape[1])
+            rows = gold_rows(eg, self.key, label_ids, width, counts)
+            gold.append(None if rows is None else self.model.ops.asarray2i(rows))
+            valid.append(valid_cells(self.model.ops, width, boundary_tokens(eg.predicted)))
         for reason, count in counts.items():
             self.gold_span_stats[reason] += count
-            if count and reason not in self._warned:
-                self._warned.add(reason)
-                warnings.warn(_skip_message(self.name, reason, count) + _SKIP_HINT, stacklevel=2)
-        return global_pointer_loss(self.model.ops, scores, gold)
-
-    def _gold_spans(
-        self, eg: Example, width: int, counts: Dict[str, int]
-    ) -> Optional[numpy.ndarray]:
-        """Rows (start, offset, label) of the gold spans the band can hold.
-
-        A reference doc without doc.spans[key] is unannotated for this key (None):
-        it gives no loss and no gradient, and is not taken as a doc with no
-        entities. An empty doc.spans[key] means "no entities": every span is a
-        negative. Empty (zero-token) spans, spans that do not align with the
-        predicted tokens and spans longer than the band are skipped and counted.
-        Duplicates are one positive; one span with two labels is two positives.
-        """
-        if self.key not in eg.reference.spans:
-            return None
-        aligned = _aligned_gold(eg, self.key, counts)
-        label_ids = {label: i for i, label in enumerate(self.labels)}
-        rows = []
-        for span in aligned:
-            offset = span.end - span.start - 1
-            if offset >= width:
-                counts["too_long"] += 1
-                continue
-            rows.append((span.start, offset, label_ids[span.label_]))
-        return numpy.asarray(rows, dtype="int32").reshape(-1, 3)
+        warn_skipped(self.name, counts, self._warned, hint=True)
+        loss, d_scores = global_pointer_loss(self.model.ops, scores, gold, valid)
+        if not math.isfinite(loss):
+            raise ValueError(
+                f"'{self.name}': the loss is not finite ({loss}); the update was stopped "
+                "before any weight changed."
+            )
+        return loss, d_scores
 
     def _validate_labels(self, examples: List[Example]) -> None:
         known = set(self.labels)
@@ -294,8 +337,8 @@ class GlobalPointer(TrainablePipe):
         """Set labels (given, or read from the reference spans) and size the model.
 
         Reports gold spans that cannot be learned: misaligned with the predicted
-        tokens, or longer than max_length (with the max_length that would cover
-        99.5% of the spans).
+        tokens, bounded by whitespace, or longer than max_length (with the max_length
+        that would cover 99.5% of the spans).
         """
         if callable(get_examples) and _is_empty(get_examples()):
             raise ValueError(
@@ -307,11 +350,10 @@ class GlobalPointer(TrainablePipe):
         lengths: List[int] = []
         seen_labels = set()
         n_examples = 0
-        counts = {"empty": 0, "misaligned": 0, "too_long": 0}
+        counts = new_counts()
         for eg in get_examples():
             n_examples += 1
-            aligned = _aligned_gold(eg, self.key, counts)
-            lengths.extend(len(span) for span in aligned)
+            lengths.extend(len(span) for span in aligned_gold(eg, self.key, counts))
             seen_labels.update(span.label_ for span in eg.reference.spans.get(self.key, []))
             if len(subbatch) < 10:
                 subbatch.append(eg)
@@ -338,41 +380,32 @@ class GlobalPointer(TrainablePipe):
         self.cfg["input_width"] = head.get_dim("nI")
         # Saved with the weights, so that loading can check them against cfg["labels"].
         head.attrs["labels"] = list(self.labels)
-        self._report_gold_lengths(lengths, counts)
-
-    def _report_gold_lengths(self, lengths: List[int], counts: Dict[str, int]) -> None:
-        for reason in ("empty", "misaligned"):
-            if counts[reason]:
-                warnings.warn(_skip_message(self.name, reason, counts[reason]), stacklevel=3)
-        n_misaligned = counts["misaligned"]
-        max_length = self.max_length
-        if not lengths:
-            return
-        suggestion = int(numpy.ceil(numpy.quantile(lengths, SPAN_LENGTH_COVERAGE)))
-        n_too_long = sum(length > max_length for length in lengths) if max_length else 0
-        self.cfg["gold_span_report"] = {
-            "spans": len(lengths),
-            "misaligned": n_misaligned,
-            "empty": counts["empty"],
-            "longer_than_max_length": n_too_long,
-            "longest": max(lengths),
-            "suggested_max_length": suggestion,
-        }
-        if n_too_long:
-            warnings.warn(
-                f"'{self.name}': {n_too_long} of {len(lengths)} gold spans are longer than "
-                f"max_length={max_length} tokens (longest: {max(lengths)}); they cannot be "
-                f"predicted and are skipped in training. max_length={suggestion} covers "
-                f"{SPAN_LENGTH_COVERAGE:.1%} of the training spans.",
-                stacklevel=3,
-            )
+        warn_skipped(self.name, counts)
+        self.gold_span_report = length_report(
+            self.name, lengths, counts, self.max_length, SPAN_LENGTH_COVERAGE
+        )
 
     # Serialisation: the torch module is built lazily from the input width, so it
     # must exist before weights are read into it.
 
+    def _saved_cfg(self) -> Dict[str, Any]:
+        changed = {
+            key: self.cfg[key] for key, value in self._configured.items() if self.cfg[key] != value
+        }
+        if changed:
+            warnings.warn(
+                f"'{self.name}': settings {changed} were changed after the component was "
+                f"built from its config ({ {k: self._configured[k] for k in changed} }). "
+                "Settings are saved in the pipeline's config.cfg, not with the weights, so "
+                "the saved pipeline keeps the config's values. Set them in the config "
+                "(spacy.load(path, config={...}) or config.cfg) to keep them.",
+                stacklevel=3,
+            )
+        return {key: self.cfg[key] for key in SAVED_CFG_KEYS}
+
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         serialize = {
-            "cfg": lambda: srsly.json_dumps(self.cfg),
+            "cfg": lambda: srsly.json_dumps(self._saved_cfg()),
             "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
             "model": self.model.to_bytes,
         }
@@ -380,7 +413,7 @@ class GlobalPointer(TrainablePipe):
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "GlobalPointer":
         deserialize = {
-            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "cfg": lambda b: self._load_cfg(b, "bytes"),
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
             "model": lambda b: self._load_model(b, "bytes"),
         }
@@ -389,7 +422,7 @@ class GlobalPointer(TrainablePipe):
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
         serialize = {
-            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "cfg": lambda p: srsly.write_json(p, self._saved_cfg()),
             "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
             "model": lambda p: self.model.to_disk(p),
         }
@@ -399,7 +432,7 @@ class GlobalPointer(TrainablePipe):
         self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
     ) -> "GlobalPointer":
         deserialize = {
-            "cfg": lambda p: self.cfg.update(self._read_cfg(Path(p))),
+            "cfg": lambda p: self._load_cfg(self._read_file(Path(p)), str(p)),
             "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
             "model": lambda p: self._load_model(self._read_file(Path(p)), str(p)),
         }
@@ -414,22 +447,49 @@ class GlobalPointer(TrainablePipe):
             )
         return path.read_bytes()
 
-    def _read_cfg(self, path: Path) -> Dict[str, Any]:
-        data = self._read_file(path)
+    def _load_cfg(self, data: bytes, source: str) -> None:
+        """Take labels and input width from a saved cfg; settings stay the config's.
+
+        Files written before settings moved to the config also hold spans_key,
+        threshold and annotate_ents: they are checked, and where they differ from
+        the config the user is told which value is used.
+        """
         try:
-            cfg = srsly.json_loads(data)
+            saved = srsly.json_loads(data)
         except ValueError as err:
             raise ValueError(
-                f"Cannot load '{self.name}' settings from {path}: not valid JSON ({err}). "
+                f"Cannot load '{self.name}' settings from {source}: not valid JSON ({err}). "
                 "The file may be truncated or corrupted."
             ) from err
-        if not isinstance(cfg, dict) or not isinstance(cfg.get("labels"), list):
+        if not isinstance(saved, dict) or not isinstance(saved.get("labels"), list):
             raise ValueError(
-                f"Cannot load '{self.name}' settings from {path}: expected a JSON object "
-                f"with a 'labels' list, got {str(cfg)[:80]!r}."
+                f"Cannot load '{self.name}' settings from {source}: expected a JSON object "
+                f"with a 'labels' list, got {str(saved)[:80]!r}."
             )
-        return cfg
-
+        labels, width = saved["labels"], saved.get("input_width")
+        if not all(isinstance(label, str) and label for label in labels) or len(
+            set(labels)
+        ) != len(labels):
+            raise ValueError(
+                f"Cannot load '{self.name}' settings from {source}: 'labels' must be "
+                f"distinct non-empty strings, got {labels!r}."
+            )
+        if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
+            raise ValueError(
+                f"Cannot load '{self.name}' settings from {source}: 'input_width' must be a "
+                f"positive integer, got {width!r}."
+            )
+        legacy = {key: saved[key] for key in self._configured if key in saved}
+        _check_settings(self.name, legacy, source)
+        overruled = {k: v for k, v in legacy.items() if v != self.cfg[k]}
+        if overruled:
+            warnings.warn(
+                f"'{self.name}': {source} holds settings {overruled} from an older version; "
+                f"the config's values { {k: self.cfg[k] for k in overruled} } are used.",
+                stacklevel=3,
+            )
+        self.cfg["labels"] = list(labels)
+        self.cfg["input_width"] = width
     def _load_model(self, data: bytes, source: str) -> None:
         head = self._head
         # A stale label list must not survive loading weights saved without one.
@@ -481,57 +541,34 @@ _STRUCTURAL_ATTRS = ("head_width", "rope", "efficient")
 _BAND_ATTRS = ("max_length", "score_budget")
 
 
-def _aligned_gold(eg: Example, key: str, counts: Dict[str, int]) -> List[Span]:
-    """The reference spans under key that align with eg.predicted, non-empty.
-
-    Counts the empty (zero-token) and the misaligned spans into counts.
-    """
-    reference = list(eg.reference.spans.get(key, []))
-    non_empty = [span for span in reference if len(span)]
-    if _same_tokens(eg):
-        # Token i is the same token in both docs, so the spans' indices hold as they are;
-        # this skips spaCy's general alignment, a noticeable share of a training step.
-        aligned = non_empty
-    else:
-        aligned = [
-            span for span in eg.get_aligned_spans_y2x(non_empty, allow_overlap=True) if len(span)
-        ]
-    counts["empty"] += len(reference) - len(non_empty)
-    counts["misaligned"] += len(non_empty) - len(aligned)
-    return aligned
-
-
-def _same_tokens(eg: Example) -> bool:
-    """Whether predicted and reference docs have the same text and token boundaries."""
-    predicted, reference = eg.predicted, eg.reference
-    if len(predicted) != len(reference) or predicted.text != reference.text:
-        return False
-    return bool(
-        numpy.array_equal(predicted.to_array([IDX, LENGTH]), reference.to_array([IDX, LENGTH]))
-    )
-
-
 def _is_empty(examples: Iterable[Example]) -> bool:
     for _ in examples:
         return False
     return True
 
 
-_SKIP_HINT = " Further skipped spans are counted in the component's gold_span_stats."
+# What the saved cfg file holds: all else is the config's.
+SAVED_CFG_KEYS = ("labels", "input_width")
 
 
-def _skip_message(name: str, reason: str, count: int) -> str:
-    if reason == "empty":
-        return f"'{name}': {count} gold span(s) are empty (zero tokens) and were skipped."
-    if reason == "misaligned":
-        return (
-            f"'{name}': {count} gold span(s) do not align with the predicted tokens and "
-            "were skipped."
-        )
-    return (
-        f"'{name}': {count} gold span(s) are longer than the scored band (max_length or "
-        "score_budget) and were skipped."
-    )
+def _check_settings(name: str, settings: Dict[str, Any], source: str) -> None:
+    """Raise a ValueError naming the source for any setting of the wrong type or value."""
+    for key, value in settings.items():
+        if key == "spans_key":
+            ok = isinstance(value, str) and bool(value)
+            expected = "a non-empty string"
+        elif key == "threshold":
+            ok = (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
+            expected = "a finite number"
+        else:
+            ok = isinstance(value, bool)
+            expected = "true or false"
+        if not ok:
+            raise ValueError(f"'{name}': {key} in {source} must be {expected}, got {value!r}.")
 
 
 __all__ = ["GlobalPointer", "make_global_pointer", "make_gp_scorer", "gp_score"]

@@ -1,7 +1,8 @@
 """Loss and decoding on banded span scores: small pure functions over arrays.
 
 A doc's scores have shape (n, width, n_labels); ``scores[i, d, a]`` is s_a(i, i + d),
-valid where i + d < n (``model.span_mask``).
+valid where i + d < n (``band.span_mask``), or where a caller's mask says so
+(``band.valid_cells``: no span starts or ends on a whitespace token).
 """
 
 from typing import Any, List, Optional, Sequence, Tuple
@@ -10,17 +11,22 @@ import numpy
 from thinc.api import Ops
 from thinc.types import Floats3d, Ints2d
 
-from .model import span_mask
+from .band import span_mask
 
 
 def global_pointer_loss(
-    ops: Ops, scores: Sequence[Floats3d], gold: Sequence[Optional[Ints2d]]
+    ops: Ops,
+    scores: Sequence[Floats3d],
+    gold: Sequence[Optional[Ints2d]],
+    valid: Optional[Sequence[Any]] = None,
 ) -> Tuple[float, List[Floats3d]]:
     """Multi-label categorical cross-entropy, per doc and label, with its gradient.
 
     gold[b] holds the positive spans of doc b as rows (start, offset, label) with
     offset = end - start - 1 < width; None marks a doc without annotation for
-    this key, which contributes no loss and no gradient.
+    this key, which contributes no loss and no gradient. valid[b], if given, is a
+    boolean (n, width) mask of the spans that may be predicted at all: the others are
+    neither positives nor negatives, and get no gradient.
 
     For each doc and label a, with P the gold spans and Q every other valid span:
         L_a = log(1 + sum_P e^{-s}) + log(1 + sum_Q e^{s})
@@ -46,20 +52,26 @@ def global_pointer_loss(
     flat_scores, flat_valid, flat_positive = [], [], []
     for b in rows:
         n, width, _ = scores[b].shape
-        valid = xp.broadcast_to(span_mask(ops, n, width)[:, :, None], scores[b].shape)
+        cells = span_mask(ops, n, width) if valid is None else xp.asarray(valid[b], dtype=bool)
+        if cells.shape != (n, width):
+            raise ValueError(
+                f"valid[{b}] has shape {tuple(cells.shape)}, expected {(n, width)} "
+                "(n_tokens, width) to match its scores."
+            )
+        doc_valid = xp.broadcast_to(cells[:, :, None], scores[b].shape)
         positive = xp.zeros(scores[b].shape, dtype=bool)
         spans = gold[b]
         if len(spans):
             _check_gold_rows(xp, spans, scores[b].shape, b)
             positive[spans[:, 0], spans[:, 1], spans[:, 2]] = True
         flat_scores.append(scores[b].reshape(-1, n_labels))
-        flat_valid.append(valid.reshape(-1, n_labels))
+        flat_valid.append(doc_valid.reshape(-1, n_labels))
         flat_positive.append(positive.reshape(-1, n_labels))
     # Pad into (docs, spans, labels) so both terms are computed for all docs at once.
     S = ops.pad(flat_scores)
-    valid = ops.pad(flat_valid)
-    positive = ops.pad(flat_positive) & valid
-    negative = valid & ~positive
+    padded_valid = ops.pad(flat_valid)
+    positive = ops.pad(flat_positive) & padded_valid
+    negative = padded_valid & ~positive
     neg_inf = xp.asarray(-xp.inf, dtype=S.dtype)
     pos_logits = xp.where(positive, -S, neg_inf)
     neg_logits = xp.where(negative, S, neg_inf)
@@ -111,15 +123,17 @@ def _logsumexp_with_zero(xp: Any, logits: Any) -> Any:
 
 
 def decode_spans(
-    scores: numpy.ndarray, threshold: float
+    scores: numpy.ndarray, threshold: float, valid: Optional[numpy.ndarray] = None
 ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray, numpy.ndarray]:
     """Every valid span scoring above threshold, as (starts, ends, labels, scores).
 
-    Ends are exclusive. Order is (start, end, label): np.nonzero walks the
-    (start, offset, label) axes in C order.
+    valid: boolean (n, width) mask of the spans that may be predicted (default: every
+    real span, i + d < n). Ends are exclusive. Order is (start, end, label):
+    np.nonzero walks the (start, offset, label) axes in C order.
     """
     n, width, _ = scores.shape
-    valid = numpy.arange(n)[:, None] + numpy.arange(width)[None, :] < n
+    if valid is None:
+        valid = numpy.arange(n)[:, None] + numpy.arange(width)[None, :] < n
     starts, offsets, labels = numpy.nonzero((scores > threshold) & valid[:, :, None])
     return starts, starts + offsets + 1, labels, scores[starts, offsets, labels]
 

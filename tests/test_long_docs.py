@@ -8,7 +8,8 @@ import spacy
 from gp_testing import NESTED_TRAIN, make_examples, train_pipeline
 from thinc.api import NumpyOps, noop
 
-from spacy_globalpointer.model import _chunks, build_global_pointer, build_head_layers, span_width
+from spacy_globalpointer.band import span_width
+from spacy_globalpointer.model import _chunks, build_global_pointer, build_head_layers
 from spacy_globalpointer.scoring import global_pointer_loss
 
 OPS = NumpyOps()
@@ -134,7 +135,7 @@ def test_gold_spans_longer_than_max_length_are_reported_and_skipped():
     examples = make_examples(nlp)
     with pytest.warns(UserWarning, match=r"3 of 7 gold spans are longer than max_length=2.*max_length=3 covers"):
         optimizer = nlp.initialize(lambda: examples)
-    report = gp.cfg["gold_span_report"]
+    report = gp.gold_span_report
     assert report["longer_than_max_length"] == 3 and report["suggested_max_length"] == 3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

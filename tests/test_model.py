@@ -8,7 +8,8 @@ import torch
 from thinc.api import NumpyOps
 
 from spacy_globalpointer import torch_head
-from spacy_globalpointer.model import build_head_layers, span_mask
+from spacy_globalpointer.band import span_mask
+from spacy_globalpointer.model import build_head_layers
 from spacy_globalpointer.torch_head import GlobalPointerHead, apply_rope, band_dot, rope_rotations
 
 

@@ -1,10 +1,12 @@
 """The global_pointer component inside spaCy pipelines."""
 
+import re
 import warnings
 
 import numpy
 import pytest
 import spacy
+import srsly
 from gp_testing import NESTED_TRAIN, make_examples, train_pipeline
 from spacy.training import Example
 from spacy.util import registry
@@ -201,16 +203,205 @@ def test_bad_model_settings_name_the_value(bad, match):
         nlp.add_pipe("global_pointer", config={"model": bad})
 
 
-def test_gold_fast_path_for_identical_tokens_equals_spacy_alignment():
-    from spacy_globalpointer.pipeline import _aligned_gold, _same_tokens
+# ---------------------------------------------------------------- whitespace tokens
 
+
+def test_no_predicted_span_starts_or_ends_on_whitespace(trained_nlp):
+    nlp, _ = trained_nlp
+    gp = nlp.get_pipe("global_pointer")
+    doc = nlp.make_doc("The  University of\nCambridge  ")
+    n = len(doc)
+    # hand-made scores: every span of every label is above threshold
+    scores = numpy.full((n, n, len(gp.labels)), 5.0, dtype="f")
+    gp.set_annotations([doc], [scores])
+    expected = [
+        (i, j, label)
+        for i in range(n)
+        for j in range(i + 1, n + 1)
+        for label in gp.labels
+        if not doc[i].is_space and not doc[j - 1].is_space
+    ]
+    assert [(s.start, s.end, s.label_) for s in doc.spans["sc"]] == expected
+    assert len(doc.spans["sc"].attrs["scores"]) == len(expected)
+
+
+MESSY_VARIANTS = {
+    "one double space": lambda text: text.replace(" ", "  ", 1),
+    "one newline": lambda text: text.replace(" ", "\n", 1),
+    "all spaces doubled": lambda text: text.replace(" ", "  "),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(MESSY_VARIANTS))
+def test_messy_whitespace_never_bounds_a_span_of_a_trained_model(trained_nlp, variant):
+    nlp, _ = trained_nlp
+    for text, _ in NESTED_TRAIN:
+        doc = nlp(MESSY_VARIANTS[variant](text))
+        assert all(not (s[0].is_space or s[-1].is_space) for s in doc.spans["sc"]), doc.text
+
+
+# ---------------------------------------------------------------- settings come from the config
+
+
+def test_load_time_config_overrides_apply(trained_nlp, tmp_path):
+    nlp, _ = trained_nlp
+    nlp.to_disk(tmp_path / "model")
+    text = NESTED_TRAIN[0][0]
+    assert len(spacy.load(tmp_path / "model")(text).spans["sc"]) == 3
+    overrides = {"components": {"global_pointer": {"threshold": 1e9, "annotate_ents": True}}}
+    loaded = spacy.load(tmp_path / "model", config=overrides)
+    gp = loaded.get_pipe("global_pointer")
+    assert gp.threshold == 1e9 and gp.cfg["annotate_ents"] is True
+    assert len(loaded(text).spans["sc"]) == 0
+    ents = spacy.load(tmp_path / "model", config={"components": {"global_pointer": {"annotate_ents": True}}})
+    assert [e.text for e in ents(text).ents] == [e.text for e in ents(text).ents if e.text] != []
+
+
+def test_edited_config_file_applies(trained_nlp, tmp_path):
+    nlp, _ = trained_nlp
+    nlp.to_disk(tmp_path / "model")
+    config_path = tmp_path / "model" / "config.cfg"
+    config = Config().from_disk(config_path)
+    config["components"]["global_pointer"]["threshold"] = 1e9
+    config.to_disk(config_path)
+    loaded = spacy.load(tmp_path / "model")
+    assert loaded.get_pipe("global_pointer").threshold == 1e9
+    assert len(loaded(NESTED_TRAIN[0][0]).spans["sc"]) == 0
+
+
+def test_saved_cfg_holds_only_labels_and_input_width(trained_nlp, tmp_path):
+    nlp, _ = trained_nlp
+    nlp.to_disk(tmp_path / "model")
+    saved = srsly.read_json(tmp_path / "model" / "global_pointer" / "cfg")
+    assert saved == {"labels": ["GPE", "ORG"], "input_width": 96}
+
+
+def test_settings_changed_after_building_warn_at_save(trained_nlp, tmp_path):
+    nlp, _ = trained_nlp
+    gp = nlp.get_pipe("global_pointer")
+    gp.cfg["threshold"] = 2.5
+    try:
+        with pytest.warns(UserWarning, match=r"settings \{'threshold': 2.5\} were changed"):
+            nlp.to_disk(tmp_path / "model")
+    finally:
+        gp.cfg["threshold"] = 0.0
+    assert spacy.load(tmp_path / "model").get_pipe("global_pointer").threshold == 0.0
+
+
+def test_older_cfg_with_settings_loads_and_the_config_wins(trained_nlp, tmp_path):
+    nlp, _ = trained_nlp
+    nlp.to_disk(tmp_path / "model")
+    cfg_path = tmp_path / "model" / "global_pointer" / "cfg"
+    legacy = {**srsly.read_json(cfg_path), "spans_key": "sc", "threshold": 0.0, "annotate_ents": False}
+    srsly.write_json(cfg_path, legacy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # same values as the config: nothing to say
+        spacy.load(tmp_path / "model")
+    srsly.write_json(cfg_path, {**legacy, "threshold": 3.0})
+    with pytest.warns(UserWarning, match=r"holds settings \{'threshold': 3.0\}.*values \{'threshold': 0.0\} are used"):
+        loaded = spacy.load(tmp_path / "model")
+    assert loaded.get_pipe("global_pointer").threshold == 0.0
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [("threshold", "abc"), ("threshold", None), ("threshold", [1]),
+     ("annotate_ents", "yes"), ("spans_key", ""), ("labels", ["A", "A"]), ("labels", ["A", 3]),
+     ("input_width", -2), ("input_width", "96")],
+)
+def test_corrupt_saved_cfg_fails_at_load_naming_the_file(trained_nlp, tmp_path, key, value):
+    nlp, _ = trained_nlp
+    nlp.to_disk(tmp_path / "model")
+    cfg_path = tmp_path / "model" / "global_pointer" / "cfg"
+    srsly.write_json(cfg_path, {**srsly.read_json(cfg_path), key: value})
+    with pytest.raises(ValueError, match=rf"{key}.*{re.escape(str(cfg_path))}|{re.escape(str(cfg_path))}.*'{key}'"):
+        spacy.load(tmp_path / "model")
+
+
+@pytest.mark.parametrize(
+    "setting,value",
+    [("threshold", "abc"), ("threshold", float("inf")), ("annotate_ents", 1), ("overwrite_ents", "no"), ("spans_key", 5)],
+)
+def test_bad_settings_in_the_config_name_the_value(setting, value):
     nlp = spacy.blank("en")
-    for eg in make_examples(nlp):
-        assert _same_tokens(eg)
-        counts = {"empty": 0, "misaligned": 0}
-        fast = [(s.start, s.end, s.label_) for s in _aligned_gold(eg, "sc", counts)]
-        general = [(s.start, s.end, s.label_) for s in eg.get_aligned_spans_y2x(eg.reference.spans["sc"], allow_overlap=True)]
-        assert fast == general
-    text = "New York City"
-    other = Example(spacy.tokens.Doc(nlp.vocab, words=["New York", "City"]), nlp.make_doc(text))
-    assert not _same_tokens(other)
+    with pytest.raises(Exception, match=rf"{setting}.*{re.escape(repr(value))}"):
+        nlp.add_pipe("global_pointer", config={setting: value})
+
+
+def test_threshold_edited_into_cfg_is_checked(trained_nlp):
+    nlp, _ = trained_nlp
+    gp = nlp.get_pipe("global_pointer")
+    gp.cfg["threshold"] = "abc"
+    try:
+        with pytest.raises(ValueError, match="threshold in cfg must be a finite number, got 'abc'"):
+            nlp("Bank of England")
+    finally:
+        gp.cfg["threshold"] = 0.0
+
+
+# ---------------------------------------------------------------- non-finite scores
+
+
+def poison_encoder(nlp) -> None:
+    tok2vec = nlp.get_pipe("global_pointer").model.get_ref("tok2vec")
+    for node in tok2vec.walk():
+        for name in node.param_names:
+            if node.has_param(name):
+                node.set_param(name, node.get_param(name) * numpy.nan)
+                return
+
+
+def test_nan_scores_stop_the_update_before_any_weight_changes():
+    nlp, examples = train_pipeline(n_updates=2)
+    optimizer = nlp.resume_training()
+    poison_encoder(nlp)
+    head = nlp.get_pipe("global_pointer").model.get_ref("head")
+    before = head.to_bytes()
+    with pytest.raises(ValueError, match=r"\d+ of \d+ span scores in this batch are not finite"):
+        nlp.update(examples, sgd=optimizer)
+    assert head.to_bytes() == before
+
+
+def test_nan_scores_at_prediction_warn_with_a_count():
+    nlp, _ = train_pipeline(n_updates=2)
+    poison_encoder(nlp)
+    doc = nlp.make_doc("Bank of England raised rates.")
+    n_labels = len(nlp.get_pipe("global_pointer").labels)
+    with pytest.warns(UserWarning, match=rf"{len(doc) * len(doc) * n_labels} span score\(s\) in this batch are not finite"):
+        doc = nlp(doc)
+    assert len(doc.spans["sc"]) == 0
+
+
+# ---------------------------------------------------------------- doc.ents beside spaCy's components
+
+
+def ents_pipeline(before: bool, overwrite: bool):
+    nlp, _ = train_pipeline({"annotate_ents": True, "overwrite_ents": overwrite}, n_updates=50)
+    ruler = nlp.add_pipe("entity_ruler", first=before, config={"overwrite_ents": False})
+    ruler.add_patterns([{"label": "PLACE", "pattern": "Cambridge"}, {"label": "VERB", "pattern": "is"}])
+    return nlp
+
+
+def test_annotate_ents_keeps_entities_set_before_it():
+    doc = ents_pipeline(before=True, overwrite=False)(NESTED_TRAIN[0][0])
+    # the ruler's entities stay; of ours only those overlapping none of them are added
+    assert [(e.text, e.label_) for e in doc.ents] == [("Cambridge", "PLACE"), ("is", "VERB"), ("England", "GPE")]
+
+
+def test_annotate_ents_overwrite_replaces_entities_set_before_it():
+    doc = ents_pipeline(before=True, overwrite=True)(NESTED_TRAIN[0][0])
+    ents = [(e.text, e.label_) for e in doc.ents]
+    assert ("is", "VERB") not in ents and ("England", "GPE") in ents
+
+
+def test_factory_declares_doc_ents_and_evaluate_scores_them():
+    meta = spacy.language.Language.get_factory_meta("global_pointer")
+    assert "doc.ents" in meta.assigns and "doc.spans" in meta.assigns
+    nlp, examples = train_pipeline({"annotate_ents": True}, n_updates=50)
+    for eg in examples:
+        eg.reference.ents = [s for s in eg.reference.spans["sc"] if s.label_ == "GPE"]
+    scores = nlp.evaluate(examples)
+    assert scores["spans_sc_f"] == 1.0
+    # the ORG/GPE nested pair: the higher-scoring span wins doc.ents, so ents are not perfect
+    assert scores["ents_p"] is not None and scores["ents_r"] == 1.0
+    assert "ents_f" not in train_pipeline(n_updates=1)[0].evaluate(examples)

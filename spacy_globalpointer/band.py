@@ -1,0 +1,53 @@
+"""Band arithmetic shared by the model, the loss and the decoder.
+
+A doc of n tokens is scored on a *band*: ``scores[i, d, a]`` is the score that tokens
+i..i+d form an entity of label a, for offsets ``0 <= d < width``. Cells with
+``i + d >= n`` are padding. Cells whose first or last token may not bound an entity
+(whitespace tokens) are excluded too, in training and decoding alike.
+"""
+
+from typing import Any, Optional
+
+import numpy
+from spacy.attrs import IS_SPACE
+from spacy.tokens import Doc
+from thinc.api import Ops
+
+
+def span_width(n_tokens: int, n_labels: int, max_length: Optional[int], score_budget: int) -> int:
+    """The band width scored for a doc of n_tokens: spans of up to this many tokens."""
+    width = n_tokens if max_length is None else min(n_tokens, max_length)
+    if n_tokens and n_tokens * width * max(n_labels, 1) > score_budget:
+        width = max(1, score_budget // (n_tokens * max(n_labels, 1)))
+    return width
+
+
+def span_mask(ops: Ops, n_tokens: int, width: int) -> Any:
+    """Boolean (n_tokens, width): True where i + d < n_tokens, i.e. a real span."""
+    starts = ops.xp.arange(n_tokens)[:, None]
+    return (starts + ops.xp.arange(width)[None, :]) < n_tokens
+
+
+def boundary_tokens(doc: Doc) -> numpy.ndarray:
+    """Boolean (n_tokens,): True for tokens that may start or end an entity.
+
+    spaCy makes a token of extra whitespace (double spaces, newlines); like spaCy's
+    ``ner``, an entity never starts or ends on one.
+    """
+    if not len(doc):
+        return numpy.zeros((0,), dtype=bool)
+    return doc.to_array([IS_SPACE]).reshape(-1) == 0
+
+
+def valid_cells(ops: Ops, width: int, boundary: Any) -> Any:
+    """Boolean (n_tokens, width): real spans whose first and last tokens may bound one.
+
+    boundary: (n_tokens,) booleans from ``boundary_tokens``.
+    """
+    xp = ops.xp
+    boundary = xp.asarray(boundary, dtype=bool)
+    n_tokens = int(boundary.shape[0])
+    ends = xp.arange(n_tokens)[:, None] + xp.arange(width)[None, :]
+    real = ends < n_tokens
+    end_ok = xp.concatenate([boundary, xp.zeros((max(width, 1),), dtype=bool)])[ends]
+    return real & boundary[:, None] & end_ok

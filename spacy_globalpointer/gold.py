@@ -1,0 +1,128 @@
+"""Gold spans: aligned to the predicted tokens and the scored band, skips counted.
+
+A gold span the loss cannot use is never dropped in silence: each one is counted
+under a reason, and the component warns with the count.
+"""
+
+import warnings
+from typing import Dict, Iterable, List, Mapping, Optional, Set
+
+import numpy
+from spacy.attrs import IDX, LENGTH
+from spacy.tokens import Span
+from spacy.training import Example
+
+# Why a gold span was not learned, and what the user can do about it.
+SKIP_REASONS: Dict[str, str] = {
+    "empty": "are empty (zero tokens)",
+    "misaligned": "do not align with the predicted tokens",
+    "whitespace": (
+        "start or end on a whitespace token (no span may: trim the whitespace from the "
+        "gold offsets)"
+    ),
+    "too_long": "are longer than the scored band (max_length or score_budget)",
+}
+SKIP_HINT = " Further skipped spans are counted in the component's gold_span_stats."
+
+
+def new_counts() -> Dict[str, int]:
+    return dict.fromkeys(SKIP_REASONS, 0)
+
+
+def skip_message(name: str, reason: str, count: int) -> str:
+    return f"'{name}': {count} gold span(s) {SKIP_REASONS[reason]} and were skipped."
+
+
+def warn_skipped(
+    name: str, counts: Mapping[str, int], warned: Optional[Set[str]] = None, hint: bool = False
+) -> None:
+    """Warn once per reason (per ``warned`` set) with the number of skipped spans."""
+    for reason, count in counts.items():
+        if not count or (warned is not None and reason in warned):
+            continue
+        if warned is not None:
+            warned.add(reason)
+        warnings.warn(skip_message(name, reason, count) + (SKIP_HINT if hint else ""), stacklevel=3)
+
+
+def aligned_gold(eg: Example, key: str, counts: Dict[str, int]) -> List[Span]:
+    """The reference spans under key as spans of eg.predicted, learnable ones only.
+
+    Counts into counts the empty (zero-token) spans, those that do not align with the
+    predicted tokens, and those whose first or last token is whitespace.
+    """
+    reference = list(eg.reference.spans.get(key, []))
+    non_empty = [span for span in reference if len(span)]
+    if same_tokens(eg):
+        # Token i is the same token in both docs, so the spans' indices hold as they are;
+        # this skips spaCy's general alignment, a noticeable share of a training step.
+        aligned = non_empty
+    else:
+        aligned = [
+            span for span in eg.get_aligned_spans_y2x(non_empty, allow_overlap=True) if len(span)
+        ]
+    bounded = [span for span in aligned if not (span[0].is_space or span[-1].is_space)]
+    counts["empty"] += len(reference) - len(non_empty)
+    counts["misaligned"] += len(non_empty) - len(aligned)
+    counts["whitespace"] += len(aligned) - len(bounded)
+    return bounded
+
+
+def gold_rows(
+    eg: Example, key: str, label_ids: Mapping[str, int], width: int, counts: Dict[str, int]
+) -> Optional[numpy.ndarray]:
+    """Rows (start, offset, label) of the gold spans the band of this width can hold.
+
+    A reference doc without doc.spans[key] is unannotated for this key (None): it
+    gives no loss and no gradient, and is not taken as a doc with no entities. An
+    empty doc.spans[key] means "no entities": every span is a negative. Duplicates are
+    one positive; one span with two labels is two positives.
+    """
+    if key not in eg.reference.spans:
+        return None
+    rows = []
+    for span in aligned_gold(eg, key, counts):
+        offset = span.end - span.start - 1
+        if offset >= width:
+            counts["too_long"] += 1
+            continue
+        rows.append((span.start, offset, label_ids[span.label_]))
+    return numpy.asarray(rows, dtype="int32").reshape(-1, 3)
+
+
+def same_tokens(eg: Example) -> bool:
+    """Whether predicted and reference docs have the same text and token boundaries."""
+    predicted, reference = eg.predicted, eg.reference
+    if len(predicted) != len(reference) or predicted.text != reference.text:
+        return False
+    return bool(
+        numpy.array_equal(predicted.to_array([IDX, LENGTH]), reference.to_array([IDX, LENGTH]))
+    )
+
+
+def length_report(
+    name: str,
+    lengths: Iterable[int],
+    counts: Mapping[str, int],
+    max_length: Optional[int],
+    coverage: float,
+) -> Dict[str, int]:
+    """Summarise the learnable gold spans' lengths; warn about those max_length cuts."""
+    lengths = list(lengths)
+    report = {"spans": len(lengths), **{reason: counts[reason] for reason in SKIP_REASONS}}
+    if not lengths:
+        return report
+    suggestion = int(numpy.ceil(numpy.quantile(lengths, coverage)))
+    n_too_long = sum(length > max_length for length in lengths) if max_length else 0
+    report.update(
+        longer_than_max_length=n_too_long, longest=max(lengths), suggested_max_length=suggestion
+    )
+    if n_too_long:
+        warnings.warn(
+            f"'{name}': {n_too_long} of {len(lengths)} gold spans are longer than "
+            f"max_length={max_length} tokens (longest: {max(lengths)}); they cannot be "
+            f"predicted and are skipped in training. max_length={suggestion} covers "
+            f"{coverage:.1%} of the training spans.",
+            stacklevel=3,
+        )
+    return report

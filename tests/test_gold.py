@@ -1,0 +1,54 @@
+"""Gold spans: alignment to the predicted tokens, skip reasons and their counts."""
+
+import spacy
+from gp_testing import make_examples
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+
+from spacy_globalpointer.gold import aligned_gold, gold_rows, new_counts, same_tokens
+
+
+def test_gold_fast_path_for_identical_tokens_equals_spacy_alignment():
+    nlp = spacy.blank("en")
+    for eg in make_examples(nlp):
+        assert same_tokens(eg)
+        fast = [(s.start, s.end, s.label_) for s in aligned_gold(eg, "sc", new_counts())]
+        general = [
+            (s.start, s.end, s.label_)
+            for s in eg.get_aligned_spans_y2x(eg.reference.spans["sc"], allow_overlap=True)
+        ]
+        assert fast == general
+    other = Example(Doc(nlp.vocab, words=["New York", "City"]), nlp.make_doc("New York City"))
+    assert not same_tokens(other)
+
+
+def test_spans_bounded_by_whitespace_are_counted_and_not_learned():
+    nlp = spacy.blank("en")
+    text = "The  Bank of England\nraised rates."
+    # tokens: The, " ", Bank, of, England, "\n", raised, rates, .
+    reference = nlp.make_doc(text)
+    assert [t.is_space for t in reference][:6] == [False, True, False, False, False, True]
+    reference.spans["sc"] = [
+        Span(reference, 2, 5, "ORG"),  # Bank of England: learnable
+        Span(reference, 1, 5, "ORG"),  # starts on the double space
+        Span(reference, 2, 6, "ORG"),  # ends on the newline
+        Span(reference, 5, 6, "ORG"),  # nothing but whitespace
+    ]
+    eg = Example(nlp.make_doc(text), reference)
+    counts = new_counts()
+    rows = gold_rows(eg, "sc", {"ORG": 0}, width=8, counts=counts)
+    assert rows.tolist() == [[2, 2, 0]]
+    assert counts == {"empty": 0, "misaligned": 0, "whitespace": 3, "too_long": 0}
+
+
+def test_gold_rows_count_each_reason_once():
+    nlp = spacy.blank("en")
+    reference = nlp.make_doc("a b c d e")
+    reference.spans["sc"] = [Span(reference, s, e, "X") for s, e in [(0, 5), (1, 1), (0, 1), (0, 1)]]
+    counts = new_counts()
+    rows = gold_rows(Example(nlp.make_doc("a b c d e"), reference), "sc", {"X": 0}, 3, counts)
+    # the duplicate stays two rows: the loss counts positives as a set
+    assert rows.tolist() == [[0, 0, 0], [0, 0, 0]]
+    assert counts == {"empty": 1, "misaligned": 0, "whitespace": 0, "too_long": 1}
+    unannotated = nlp.make_doc("a b")
+    assert gold_rows(Example(nlp.make_doc("a b"), unannotated), "sc", {"X": 0}, 2, new_counts()) is None
