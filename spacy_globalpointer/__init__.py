@@ -1,5 +1,6 @@
 """GlobalPointer named-entity recognition (nested and flat) as a spaCy v3 component."""
 
+from .augment import create_whitespace_augmenter
 from .model import build_global_pointer
 from .pipeline import GlobalPointer, gp_score, make_global_pointer, make_gp_scorer
 
@@ -8,6 +9,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GlobalPointer",
     "build_global_pointer",
+    "create_whitespace_augmenter",
     "gp_score",
     "make_global_pointer",
     "make_gp_scorer",
