@@ -4,7 +4,7 @@ from .augment import create_whitespace_augmenter
 from .model import build_global_pointer
 from .pipeline import GlobalPointer, gp_score, make_global_pointer, make_gp_scorer
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "GlobalPointer",

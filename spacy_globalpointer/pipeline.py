@@ -77,7 +77,7 @@ def make_gp_scorer() -> Callable[..., Dict[str, Any]]:
     default_config={
         "model": DEFAULT_MODEL,
         "spans_key": DEFAULT_SPANS_KEY,
-        "threshold": 0.0,
+        "threshold": 0.5,
         "annotate_ents": False,
         "overwrite_ents": False,
         "scorer": {"@scorers": "spacy-globalpointer.spans_scorer.v1"},
@@ -102,7 +102,8 @@ def make_global_pointer(
 
     model: scores every span up to max_length per label (GlobalPointer.v1).
     spans_key: key of doc.spans to read gold spans from and write predictions to.
-    threshold: spans scoring above it are predicted (the loss puts the boundary at 0).
+    threshold: spans whose probability is above it are predicted; 0.5 is the loss's
+        own boundary (logit 0).
     annotate_ents: also write the best-scoring non-overlapping spans to doc.ents.
     overwrite_ents: with annotate_ents, replace the entities an earlier component set;
         by default they are kept, and only spans that overlap none of them are added.
@@ -135,7 +136,7 @@ class GlobalPointer(TrainablePipe):
         name: str = "global_pointer",
         *,
         spans_key: str = DEFAULT_SPANS_KEY,
-        threshold: float = 0.0,
+        threshold: float = 0.5,
         annotate_ents: bool = False,
         overwrite_ents: bool = False,
         scorer: Optional[Callable] = gp_score,
@@ -151,6 +152,13 @@ class GlobalPointer(TrainablePipe):
             "overwrite_ents": overwrite_ents,
         }
         _check_settings(name, settings, "the component's config")
+        if threshold == 0.0:
+            warnings.warn(
+                f"'{name}': threshold = 0.0 predicts every span. The threshold is a "
+                "probability since spacy-globalpointer 0.2.0; the 0.1.0 default 0.0 (a logit) "
+                "is 0.5 now.",
+                stacklevel=2,
+            )
         # What the config says, to tell at save time whether cfg was changed since.
         self._configured = dict(settings, threshold=float(threshold))
         self.cfg: Dict[str, Any] = {"labels": [], **self._configured, "input_width": None}
@@ -158,6 +166,8 @@ class GlobalPointer(TrainablePipe):
         self.gold_span_stats = new_counts()
         self.gold_span_report: Dict[str, int] = {}
         self._warned: set = set()
+        # The logit threshold of a pipeline saved by 0.1.0, kept while its config is.
+        self._legacy_threshold: Optional[float] = None
 
     @property
     def key(self) -> str:
@@ -173,9 +183,16 @@ class GlobalPointer(TrainablePipe):
 
     @property
     def threshold(self) -> float:
+        """The probability a span needs to be predicted."""
         # cfg can be edited after construction (spacy find-threshold does), so check here.
         _check_settings(self.name, {"threshold": self.cfg["threshold"]}, "cfg")
         return float(self.cfg["threshold"])
+
+    @property
+    def logit_threshold(self) -> float:
+        """The threshold as a score: decoding compares logits, which keep their order
+        where probabilities round to 1.0."""
+        return probability_to_logit(self.threshold)
 
     @property
     def _head(self) -> Model:
@@ -206,13 +223,14 @@ class GlobalPointer(TrainablePipe):
         return self.model.predict(list(docs))
 
     def set_annotations(self, docs: Iterable[Doc], scores: List[Floats3d]) -> None:
-        """Write spans scoring above threshold to doc.spans[key], scores in attrs.
+        """Write spans whose probability is above threshold to doc.spans[key], their
+        probabilities in the group's attrs["scores"].
 
         No span starts or ends on a whitespace token. With annotate_ents, the
         best-scoring spans that share no token also go to doc.ents.
         """
         labels = self.labels
-        threshold = self.threshold
+        threshold = self.logit_threshold
         n_not_finite = 0
         for doc, doc_scores in zip(docs, scores):
             values = self.model.ops.to_numpy(doc_scores)
@@ -223,8 +241,9 @@ class GlobalPointer(TrainablePipe):
                 Span(doc, int(s), int(e), label=labels[a])
                 for s, e, a in zip(starts, ends, label_ids)
             ]
+            probabilities = logit_to_probability(span_scores).astype("float32")
             doc.spans[self.key] = SpanGroup(
-                doc, name=self.key, spans=spans, attrs={"scores": span_scores.astype("float32")}
+                doc, name=self.key, spans=spans, attrs={"scores": probabilities}
             )
             if self.cfg["annotate_ents"]:
                 keep = [spans[k] for k in select_non_overlapping(starts, ends, span_scores)]
@@ -401,7 +420,11 @@ class GlobalPointer(TrainablePipe):
                 "(spacy.load(path, config={...}) or config.cfg) to keep them.",
                 stacklevel=3,
             )
-        return {key: self.cfg[key] for key in SAVED_CFG_KEYS}
+        saved = {key: self.cfg[key] for key in SAVED_CFG_KEYS}
+        if self._legacy_threshold is not None:
+            # The config.cfg saved beside it still holds the 0.1.0 logit.
+            saved["threshold"] = self._legacy_threshold
+        return saved
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         serialize = {
@@ -480,6 +503,8 @@ class GlobalPointer(TrainablePipe):
                 f"positive integer, got {width!r}."
             )
         legacy = {key: saved[key] for key in self._configured if key in saved}
+        if "threshold" in legacy:
+            self._migrate_logit_threshold(legacy.pop("threshold"), source)
         _check_settings(self.name, legacy, source)
         overruled = {k: v for k, v in legacy.items() if v != self.cfg[k]}
         if overruled:
@@ -490,6 +515,37 @@ class GlobalPointer(TrainablePipe):
             )
         self.cfg["labels"] = list(labels)
         self.cfg["input_width"] = width
+
+    def _migrate_logit_threshold(self, logit: Any, source: str) -> None:
+        """Read a pipeline saved by 0.1.0, whose threshold was a logit.
+
+        Its config.cfg holds that logit too. While the config still says the same, the
+        logit is converted to a probability, and re-saving keeps the old cfg entry so
+        that the next load converts again; a different config value (a load-time
+        override) is taken as a probability.
+        """
+        if isinstance(logit, bool) or not isinstance(logit, (int, float)) or not math.isfinite(logit):
+            raise ValueError(
+                f"'{self.name}': threshold in {source} must be a finite number, got {logit!r}."
+            )
+        if self.cfg["threshold"] != logit:
+            warnings.warn(
+                f"'{self.name}': {source} was saved by spacy-globalpointer 0.1.0 with the logit "
+                f"threshold {logit}; the config's threshold {self.cfg['threshold']} is used, "
+                "as a probability.",
+                stacklevel=4,
+            )
+            return
+        probability = float(logit_to_probability(numpy.float64(logit)))
+        warnings.warn(
+            f"'{self.name}': {source} was saved by spacy-globalpointer 0.1.0, whose threshold "
+            f"was a logit ({logit}); it is read as the probability {probability:.6g}. Set "
+            f"threshold = {probability:.6g} in the pipeline's config.cfg and save it again "
+            "to drop this step.",
+            stacklevel=4,
+        )
+        self._legacy_threshold = logit
+        self.cfg["threshold"] = self._configured["threshold"] = probability
     def _load_model(self, data: bytes, source: str) -> None:
         head = self._head
         # A stale label list must not survive loading weights saved without one.
@@ -551,6 +607,21 @@ def _is_empty(examples: Iterable[Example]) -> bool:
 SAVED_CFG_KEYS = ("labels", "input_width")
 
 
+def logit_to_probability(logits: numpy.ndarray) -> numpy.ndarray:
+    """The sigmoid, computed without overflow for logits of any size."""
+    logits = numpy.asarray(logits, dtype="float64")
+    return numpy.exp(-numpy.logaddexp(0.0, -logits))
+
+
+def probability_to_logit(probability: float) -> float:
+    """The logit a probability threshold stands for (0 and 1 give -inf and inf)."""
+    if probability <= 0.0:
+        return -math.inf
+    if probability >= 1.0:
+        return math.inf
+    return math.log(probability) - math.log1p(-probability)
+
+
 def _check_settings(name: str, settings: Dict[str, Any], source: str) -> None:
     """Raise a ValueError naming the source for any setting of the wrong type or value."""
     for key, value in settings.items():
@@ -558,12 +629,15 @@ def _check_settings(name: str, settings: Dict[str, Any], source: str) -> None:
             ok = isinstance(value, str) and bool(value)
             expected = "a non-empty string"
         elif key == "threshold":
-            ok = (
-                isinstance(value, (int, float))
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-            )
-            expected = "a finite number"
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = number and 0 <= value <= 1
+            expected = "a probability in [0, 1]"
+            if number and not ok and math.isfinite(value):
+                # 0.1.0 took a logit: say what it converts to.
+                expected += (
+                    " (a logit threshold t of spacy-globalpointer 0.1.0 is the probability "
+                    f"1 / (1 + e^-t): {value} is {float(logit_to_probability(numpy.float64(value))):.6g})"
+                )
         else:
             ok = isinstance(value, bool)
             expected = "true or false"

@@ -32,7 +32,7 @@ def test_overfits_nested_spans_and_round_trips(efficient, tmp_path):
     assert nlp.evaluate(examples)["spans_sc_f"] == 1.0
     doc = nlp(NESTED_TRAIN[0][0])
     assert [(s.text, s.label_) for s in doc.spans["sc"]] == NESTED_EXPECTED
-    assert (doc.spans["sc"].attrs["scores"] > 0).all()
+    assert (doc.spans["sc"].attrs["scores"] > 0.5).all()  # probabilities above the threshold
     assert len(nlp("").spans["sc"]) == 0
     nlp.to_disk(tmp_path / "model")
     reloaded = spacy.load(tmp_path / "model")
@@ -159,7 +159,7 @@ def test_custom_spans_key_and_threshold():
     assert "sc" not in doc.spans
     assert [(s.text, s.label_) for s in doc.spans["entities"]] == NESTED_EXPECTED
     assert nlp.evaluate(examples)["spans_entities_f"] == 1.0
-    nlp.get_pipe("global_pointer").cfg["threshold"] = 1e9
+    nlp.get_pipe("global_pointer").cfg["threshold"] = 1.0
     assert len(nlp(NESTED_TRAIN[0][0]).spans["entities"]) == 0
 
 
@@ -248,10 +248,10 @@ def test_load_time_config_overrides_apply(trained_nlp, tmp_path):
     nlp.to_disk(tmp_path / "model")
     text = NESTED_TRAIN[0][0]
     assert len(spacy.load(tmp_path / "model")(text).spans["sc"]) == 3
-    overrides = {"components": {"global_pointer": {"threshold": 1e9, "annotate_ents": True}}}
+    overrides = {"components": {"global_pointer": {"threshold": 1.0, "annotate_ents": True}}}
     loaded = spacy.load(tmp_path / "model", config=overrides)
     gp = loaded.get_pipe("global_pointer")
-    assert gp.threshold == 1e9 and gp.cfg["annotate_ents"] is True
+    assert gp.threshold == 1.0 and gp.cfg["annotate_ents"] is True
     assert len(loaded(text).spans["sc"]) == 0
     ents = spacy.load(tmp_path / "model", config={"components": {"global_pointer": {"annotate_ents": True}}})
     assert [e.text for e in ents(text).ents] == [e.text for e in ents(text).ents if e.text] != []
@@ -262,10 +262,10 @@ def test_edited_config_file_applies(trained_nlp, tmp_path):
     nlp.to_disk(tmp_path / "model")
     config_path = tmp_path / "model" / "config.cfg"
     config = Config().from_disk(config_path)
-    config["components"]["global_pointer"]["threshold"] = 1e9
+    config["components"]["global_pointer"]["threshold"] = 1.0
     config.to_disk(config_path)
     loaded = spacy.load(tmp_path / "model")
-    assert loaded.get_pipe("global_pointer").threshold == 1e9
+    assert loaded.get_pipe("global_pointer").threshold == 1.0
     assert len(loaded(NESTED_TRAIN[0][0]).spans["sc"]) == 0
 
 
@@ -279,28 +279,63 @@ def test_saved_cfg_holds_only_labels_and_input_width(trained_nlp, tmp_path):
 def test_settings_changed_after_building_warn_at_save(trained_nlp, tmp_path):
     nlp, _ = trained_nlp
     gp = nlp.get_pipe("global_pointer")
-    gp.cfg["threshold"] = 2.5
+    gp.cfg["threshold"] = 0.9
     try:
-        with pytest.warns(UserWarning, match=r"settings \{'threshold': 2.5\} were changed"):
+        with pytest.warns(UserWarning, match=r"settings \{'threshold': 0.9\} were changed"):
             nlp.to_disk(tmp_path / "model")
     finally:
-        gp.cfg["threshold"] = 0.0
-    assert spacy.load(tmp_path / "model").get_pipe("global_pointer").threshold == 0.0
+        gp.cfg["threshold"] = 0.5
+    assert spacy.load(tmp_path / "model").get_pipe("global_pointer").threshold == 0.5
 
 
-def test_older_cfg_with_settings_loads_and_the_config_wins(trained_nlp, tmp_path):
-    nlp, _ = trained_nlp
-    nlp.to_disk(tmp_path / "model")
-    cfg_path = tmp_path / "model" / "global_pointer" / "cfg"
-    legacy = {**srsly.read_json(cfg_path), "spans_key": "sc", "threshold": 0.0, "annotate_ents": False}
+def save_as_0_1_0(nlp, path, logit_threshold: float = 0.0) -> None:
+    """Save nlp as spacy-globalpointer 0.1.0 did: settings in the cfg file, the
+    threshold a logit there and in config.cfg."""
+    nlp.to_disk(path)
+    cfg_path = path / "global_pointer" / "cfg"
+    legacy = {**srsly.read_json(cfg_path), "spans_key": "sc", "threshold": logit_threshold, "annotate_ents": False}
     srsly.write_json(cfg_path, legacy)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # same values as the config: nothing to say
-        spacy.load(tmp_path / "model")
-    srsly.write_json(cfg_path, {**legacy, "threshold": 3.0})
-    with pytest.warns(UserWarning, match=r"holds settings \{'threshold': 3.0\}.*values \{'threshold': 0.0\} are used"):
-        loaded = spacy.load(tmp_path / "model")
-    assert loaded.get_pipe("global_pointer").threshold == 0.0
+    config = Config().from_disk(path / "config.cfg")
+    config["components"]["global_pointer"]["threshold"] = logit_threshold
+    config.to_disk(path / "config.cfg")
+
+
+def test_pipeline_saved_with_a_logit_threshold_is_migrated(trained_nlp, tmp_path):
+    nlp, _ = trained_nlp
+    save_as_0_1_0(nlp, tmp_path / "old", logit_threshold=0.0)
+    with pytest.warns(UserWarning, match=r"threshold was a logit \(0.0\); it is read as the probability 0.5"):
+        loaded = spacy.load(tmp_path / "old")
+    assert loaded.get_pipe("global_pointer").threshold == 0.5
+    texts = [text for text, _ in NESTED_TRAIN]
+    for old, new in zip(loaded.pipe(texts), nlp.pipe(texts)):
+        assert spans_and_scores(old)[0] == spans_and_scores(new)[0]
+    # saved again with the old config, it still reads as the same probability
+    loaded.to_disk(tmp_path / "again")
+    with pytest.warns(UserWarning, match="read as the probability 0.5"):
+        assert spacy.load(tmp_path / "again").get_pipe("global_pointer").threshold == 0.5
+    # a load-time override is a probability
+    with pytest.warns(UserWarning, match=r"config's threshold 0.9 is used, as a probability"):
+        overridden = spacy.load(tmp_path / "old", config={"components": {"global_pointer": {"threshold": 0.9}}})
+    assert overridden.get_pipe("global_pointer").threshold == 0.9
+
+
+def test_pipeline_saved_with_a_negative_logit_threshold_is_refused_with_its_probability(trained_nlp, tmp_path):
+    nlp, _ = trained_nlp
+    save_as_0_1_0(nlp, tmp_path / "old", logit_threshold=-0.75)
+    with pytest.raises(Exception, match=r"probability in \[0, 1\].*-0.75 is 0.320821"):
+        spacy.load(tmp_path / "old")
+    loaded = spacy.load(tmp_path / "old", config={"components": {"global_pointer": {"threshold": 0.320821}}})
+    assert loaded.get_pipe("global_pointer").threshold == 0.320821
+
+
+def test_older_cfg_settings_that_differ_from_the_config_are_named(trained_nlp, tmp_path):
+    nlp, _ = trained_nlp
+    save_as_0_1_0(nlp, tmp_path / "old")
+    cfg_path = tmp_path / "old" / "global_pointer" / "cfg"
+    srsly.write_json(cfg_path, {**srsly.read_json(cfg_path), "annotate_ents": True})
+    with pytest.warns(UserWarning, match=r"holds settings \{'annotate_ents': True\}.*values \{'annotate_ents': False\} are used"):
+        loaded = spacy.load(tmp_path / "old")
+    assert loaded.get_pipe("global_pointer").cfg["annotate_ents"] is False
 
 
 @pytest.mark.parametrize(
@@ -320,7 +355,7 @@ def test_corrupt_saved_cfg_fails_at_load_naming_the_file(trained_nlp, tmp_path, 
 
 @pytest.mark.parametrize(
     "setting,value",
-    [("threshold", "abc"), ("threshold", float("inf")), ("annotate_ents", 1), ("overwrite_ents", "no"), ("spans_key", 5)],
+    [("threshold", "abc"), ("threshold", float("inf")), ("threshold", 1.5), ("threshold", -0.1), ("annotate_ents", 1), ("overwrite_ents", "no"), ("spans_key", 5)],
 )
 def test_bad_settings_in_the_config_name_the_value(setting, value):
     nlp = spacy.blank("en")
@@ -333,10 +368,10 @@ def test_threshold_edited_into_cfg_is_checked(trained_nlp):
     gp = nlp.get_pipe("global_pointer")
     gp.cfg["threshold"] = "abc"
     try:
-        with pytest.raises(ValueError, match="threshold in cfg must be a finite number, got 'abc'"):
+        with pytest.raises(ValueError, match=r"threshold in cfg must be a probability in \[0, 1\], got 'abc'"):
             nlp("Bank of England")
     finally:
-        gp.cfg["threshold"] = 0.0
+        gp.cfg["threshold"] = 0.5
 
 
 # ---------------------------------------------------------------- non-finite scores

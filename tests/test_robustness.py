@@ -83,7 +83,7 @@ def test_messy_texts_give_spans_their_raw_scores_imply(trained_nlp):
             for d in range(raw.shape[1])
             for a in range(raw.shape[2])
             if i + d < n
-            and raw[i, d, a] > gp.threshold
+            and raw[i, d, a] > gp.logit_threshold
             and not doc[i].is_space
             and not doc[i + d].is_space
         ]

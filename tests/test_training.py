@@ -177,3 +177,37 @@ def test_transformer_listener_trains_and_predicts(tmp_path: Path):
     doc = nlp(NESTED_TRAIN[0][0] + " " + NESTED_TRAIN[2][0])  # longer than one window
     assert "sc" in doc.spans
     assert len(doc.spans["sc"].attrs["scores"]) == len(doc.spans["sc"])
+
+
+@pytest.mark.slow
+def test_spacy_find_threshold_searches_probabilities(tmp_path: Path):
+    """spacy find-threshold tries thresholds in [0, 1] and finds one that beats 0.5 on an
+    under-trained pipeline; each trial's F equals nlp.evaluate at that threshold."""
+    from gp_testing import train_pipeline
+
+    nlp, examples = train_pipeline(n_updates=3)
+    nlp.to_disk(tmp_path / "model")
+    dev = tmp_path / "dev.spacy"
+    DocBin(docs=[eg.reference for eg in examples]).to_disk(dev)
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "find-threshold", str(tmp_path / "model"), str(dev),
+         "global_pointer", "threshold", "spans_sc_f", "--n_trials", "11"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {}
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                rows[float(parts[0])] = float(parts[1])
+            except ValueError:
+                continue
+    assert sorted(rows) == pytest.approx([i / 10 for i in range(11)])
+    for threshold in (0.3, 0.5, 0.8):
+        loaded = spacy.load(tmp_path / "model", config={"components": {"global_pointer": {"threshold": threshold}}})
+        expected = loaded.evaluate(examples)["spans_sc_f"]
+        assert min(rows.items(), key=lambda item: abs(item[0] - threshold))[1] == pytest.approx(expected, abs=1e-3)
+    best = max(rows.values())
+    assert best > rows[min(rows, key=lambda t: abs(t - 0.5))], rows
+    assert "Best threshold" in result.stdout
