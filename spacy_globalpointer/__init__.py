@@ -2,7 +2,8 @@
 
 from .augment import create_whitespace_augmenter
 from .model import build_global_pointer
-from .pipeline import GlobalPointer, gp_score, make_global_pointer, make_gp_scorer
+from .pipeline import GlobalPointer, make_global_pointer
+from .scorer import gp_score, make_gp_scorer
 
 __version__ = "0.2.0"
 

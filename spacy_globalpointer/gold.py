@@ -5,10 +5,11 @@ under a reason, and the component warns with the count.
 """
 
 import warnings
-from typing import Dict, Iterable, List, Mapping, Optional, Set
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Set
 
 import numpy
 from spacy.attrs import IDX, LENGTH
+from spacy.language import Language
 from spacy.tokens import Span
 from spacy.training import Example
 
@@ -126,3 +127,54 @@ def length_report(
             stacklevel=3,
         )
     return report
+
+
+class Survey(NamedTuple):
+    """What initialize needs to know of the training data."""
+
+    n_examples: int
+    n_spans: int  # gold spans under the key, learnable or not
+    labels: Set[str]
+    lengths: List[int]  # token lengths of the learnable spans
+    sample: List[Example]  # the first few examples, to infer the model's dimensions
+
+
+def survey_examples(
+    examples: Iterable[Example], key: str, counts: Dict[str, int], sample_size: int = 10
+) -> Survey:
+    """Read the training examples once: labels, span lengths, skipped spans (counts)."""
+    n_examples = n_spans = 0
+    labels: Set[str] = set()
+    lengths: List[int] = []
+    sample: List[Example] = []
+    for eg in examples:
+        n_examples += 1
+        reference = eg.reference.spans.get(key, [])
+        n_spans += len(reference)
+        labels.update(span.label_ for span in reference)
+        lengths.extend(len(span) for span in aligned_gold(eg, key, counts))
+        if len(sample) < sample_size:
+            sample.append(eg)
+    return Survey(n_examples, n_spans, labels, lengths, sample)
+
+
+def warn_if_mostly_misaligned(
+    name: str, counts: Mapping[str, int], n_spans: int, nlp: Optional[Language]
+) -> None:
+    """Most gold spans not aligning with the tokens means the tokenizer does not fit the
+    data (a language set without its tokenizer, say): say so before a long run."""
+    if not n_spans or counts["misaligned"] * 2 <= n_spans:
+        return
+    tokenizer = ""
+    if nlp is not None:
+        tokenizer = (
+            f" The pipeline's language is {nlp.lang!r}, its tokenizer "
+            f"{type(nlp.tokenizer).__module__}.{type(nlp.tokenizer).__name__}."
+        )
+    warnings.warn(
+        f"'{name}': {counts['misaligned']} of {n_spans} gold spans do not align with the "
+        f"tokenizer's tokens, so they cannot be learned.{tokenizer} Check [nlp] lang and "
+        "[nlp.tokenizer] in the config (leave the tokenizer out to get the language's own), "
+        "or the corpus's character offsets.",
+        stacklevel=3,
+    )

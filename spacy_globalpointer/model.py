@@ -91,6 +91,21 @@ def build_head_layers(head: Model) -> None:
     head._layers[:] = [wrapper]
 
 
+def initialize_model(model: Model, n_labels: int, sample_docs: List[Doc]) -> None:
+    """Size the head for n_labels and infer its input width from sample docs (or from
+    the tok2vec's width when there are none), then initialize the model."""
+    head = model.get_ref("head")
+    head.set_dim("nO", n_labels, force=True)
+    tok2vec = model.get_ref("tok2vec")
+    if sample_docs:
+        model.initialize(X=sample_docs)
+    elif tok2vec.has_dim("nO"):
+        head.set_dim("nI", tok2vec.get_dim("nO"), force=True)
+        model.initialize()
+    else:
+        raise ValueError("its input width cannot be inferred: get_examples gave no examples.")
+
+
 def _head_init(model: Model, X: Optional[List[Floats2d]] = None, Y: Any = None) -> None:
     if X is not None and len(X):
         model.set_dim("nI", int(X[0].shape[1]), force=True)
@@ -208,3 +223,66 @@ def _convert_outputs(
         return ArgsKwargs(args=((Yt,),), kwargs={"grad_tensors": (dYt,)})
 
     return Y, reverse
+
+
+# Head attrs that decide the torch module's layout or function, and those that only
+# decide which spans are scored.
+STRUCTURAL_ATTRS = ("head_width", "rope", "efficient")
+BAND_ATTRS = ("max_length", "score_budget")
+
+
+def load_weights(
+    model: Model,
+    data: bytes,
+    labels: List[str],
+    input_width: Optional[int],
+    name: str,
+    source: str,
+) -> None:
+    """Read saved weights into a GlobalPointer model, building its head first.
+
+    The torch module is built lazily from the input width, so it must exist before
+    weights are read into it. Thinc's from_bytes overwrites attrs with the saved ones:
+    those that shape the head must agree with the config's, and the config's band
+    settings (max_length, score_budget) stay in force. Raises a ValueError naming the
+    source for weights that do not fit.
+    """
+    head = model.get_ref("head")
+    # A stale label list must not survive loading weights saved without one.
+    head.attrs.pop("labels", None)
+    configured = dict(head.attrs)
+    if not head.layers:
+        if input_width is None:
+            raise ValueError(
+                f"Cannot load '{name}' weights from {source}: the saved cfg has no input_width, so "
+                "the component was never initialized before saving."
+            )
+        head.set_dim("nO", len(labels), force=True)
+        head.set_dim("nI", int(input_width), force=True)
+        build_head_layers(head)
+    try:
+        model.from_bytes(data)
+    except Exception as err:
+        raise ValueError(
+            f"Cannot load '{name}' weights from {source}: {err}. The file may be truncated or "
+            f"corrupted, or saved with other dimensions or labels (cfg labels: {labels}, "
+            f"input_width: {input_width})."
+        ) from err
+    for attr in STRUCTURAL_ATTRS:
+        if attr in configured and head.attrs.get(attr) != configured[attr]:
+            raise ValueError(
+                f"Cannot load '{name}' weights from {source}: they were saved with "
+                f"{attr}={head.attrs.get(attr)!r}, but the config builds the head with "
+                f"{attr}={configured[attr]!r}."
+            )
+    for attr in BAND_ATTRS:
+        if attr in configured:
+            head.attrs[attr] = configured[attr]
+    saved_labels = head.attrs.get("labels")
+    if saved_labels is not None and list(saved_labels) != list(labels):
+        raise ValueError(
+            f"Cannot load '{name}' weights from {source}: they were trained for labels "
+            f"{list(saved_labels)}, but the component's cfg lists {list(labels)}. The cfg "
+            "and model files do not belong together."
+        )
+    head.attrs["labels"] = list(labels)

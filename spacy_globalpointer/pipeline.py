@@ -10,19 +10,40 @@ import srsly
 from spacy import util
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.pipeline.spancat import DEFAULT_SPANS_KEY, spancat_score
-from spacy.scorer import get_ner_prf
+from spacy.pipeline.spancat import DEFAULT_SPANS_KEY
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
-from spacy.util import filter_spans
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats3d
 
 from .band import boundary_tokens, valid_cells
-from .gold import aligned_gold, gold_rows, length_report, new_counts, warn_skipped
-from .model import build_head_layers
-from .scoring import decode_spans, global_pointer_loss, select_non_overlapping
+from .gold import (
+    gold_rows,
+    length_report,
+    new_counts,
+    survey_examples,
+    warn_if_mostly_misaligned,
+    warn_skipped,
+)
+from .model import initialize_model, load_weights
+from .scorer import gp_score
+from .scoring import (
+    count_not_finite,
+    decode_spans,
+    global_pointer_loss,
+    merge_entities,
+    select_non_overlapping,
+)
+from .settings import (
+    SAVED_CFG_KEYS,
+    apply_saved_settings,
+    check_settings,
+    logit_to_probability,
+    probability_to_logit,
+    read_saved_cfg,
+    warn_if_changed,
+)
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -54,21 +75,6 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 # Coverage used for the max_length suggestion made in initialize().
 SPAN_LENGTH_COVERAGE = 0.995
-
-
-def gp_score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
-    """spaCy's spancat scores on doc.spans[spans_key] (overlaps allowed), plus spaCy's
-    entity scores (ents_p/r/f, ents_per_type) when the component writes doc.ents."""
-    examples = list(examples)
-    scores = spancat_score(examples, **kwargs)
-    if kwargs.get("annotate_ents"):
-        scores.update(get_ner_prf(examples))
-    return scores
-
-
-@util.registry.scorers("spacy-globalpointer.spans_scorer.v1")
-def make_gp_scorer() -> Callable[..., Dict[str, Any]]:
-    return gp_score
 
 
 @Language.factory(
@@ -151,14 +157,7 @@ class GlobalPointer(TrainablePipe):
             "annotate_ents": annotate_ents,
             "overwrite_ents": overwrite_ents,
         }
-        _check_settings(name, settings, "the component's config")
-        if threshold == 0.0:
-            warnings.warn(
-                f"'{name}': threshold = 0.0 predicts every span. The threshold is a "
-                "probability since spacy-globalpointer 0.2.0; the 0.1.0 default 0.0 (a logit) "
-                "is 0.5 now.",
-                stacklevel=2,
-            )
+        check_settings(name, settings, "the component's config", warn_zero=True)
         # What the config says, to tell at save time whether cfg was changed since.
         self._configured = dict(settings, threshold=float(threshold))
         self.cfg: Dict[str, Any] = {"labels": [], **self._configured, "input_width": None}
@@ -185,7 +184,7 @@ class GlobalPointer(TrainablePipe):
     def threshold(self) -> float:
         """The probability a span needs to be predicted."""
         # cfg can be edited after construction (spacy find-threshold does), so check here.
-        _check_settings(self.name, {"threshold": self.cfg["threshold"]}, "cfg")
+        check_settings(self.name, {"threshold": self.cfg["threshold"]}, "cfg")
         return float(self.cfg["threshold"])
 
     @property
@@ -234,7 +233,7 @@ class GlobalPointer(TrainablePipe):
         n_not_finite = 0
         for doc, doc_scores in zip(docs, scores):
             values = self.model.ops.to_numpy(doc_scores)
-            n_not_finite += int(values.size - numpy.isfinite(values).sum())
+            n_not_finite += count_not_finite(numpy, [values])
             valid = valid_cells(self.model.ops, values.shape[1], boundary_tokens(doc))
             starts, ends, label_ids, span_scores = decode_spans(values, threshold, valid)
             spans = [
@@ -247,7 +246,7 @@ class GlobalPointer(TrainablePipe):
             )
             if self.cfg["annotate_ents"]:
                 keep = [spans[k] for k in select_non_overlapping(starts, ends, span_scores)]
-                self._set_ents(doc, keep)
+                doc.ents = merge_entities(doc, keep, self.cfg["overwrite_ents"])
         if n_not_finite:
             warnings.warn(
                 f"'{self.name}': {n_not_finite} span score(s) in this batch are not finite "
@@ -255,17 +254,6 @@ class GlobalPointer(TrainablePipe):
                 "probably broken (check the tok2vec and its weights).",
                 stacklevel=2,
             )
-
-    def _set_ents(self, doc: Doc, spans: List[Span]) -> None:
-        if self.cfg["overwrite_ents"] or not doc.ents:
-            doc.ents = spans
-            return
-        # Entities an earlier component set win; ours fill the tokens they leave free.
-        taken = numpy.zeros(len(doc), dtype=bool)
-        for ent in doc.ents:
-            taken[ent.start : ent.end] = True
-        added = [span for span in spans if not taken[span.start : span.end].any()]
-        doc.ents = filter_spans(list(doc.ents) + added)
 
     def update(
         self,
@@ -302,8 +290,7 @@ class GlobalPointer(TrainablePipe):
         finite, so that an optimizer step cannot spread NaN into every weight.
         """
         examples = list(examples)
-        xp = self.model.ops.xp
-        n_not_finite = sum(int(s.size - xp.isfinite(s).sum()) for s in scores)
+        n_not_finite = count_not_finite(self.model.ops.xp, scores)
         if n_not_finite:
             raise ValueError(
                 f"'{self.name}': {n_not_finite} of {sum(int(s.size) for s in scores)} span "
@@ -365,66 +352,51 @@ class GlobalPointer(TrainablePipe):
                 "(get_examples() gave 0 examples). Check paths.train and [corpora.train]."
             )
         validate_get_examples(get_examples, "GlobalPointer.initialize")
-        subbatch: List[Example] = []
-        lengths: List[int] = []
-        seen_labels = set()
-        n_examples = 0
         counts = new_counts()
-        for eg in get_examples():
-            n_examples += 1
-            lengths.extend(len(span) for span in aligned_gold(eg, self.key, counts))
-            seen_labels.update(span.label_ for span in eg.reference.spans.get(self.key, []))
-            if len(subbatch) < 10:
-                subbatch.append(eg)
-        for label in labels if labels is not None else sorted(seen_labels):
+        survey = survey_examples(get_examples(), self.key, counts)
+        for label in labels if labels is not None else sorted(survey.labels):
             self.add_label(label)
         if not self.labels:
             raise ValueError(
                 f"'{self.name}' has no labels: no example in the training data has spans "
-                f"under doc.spans[{self.key!r}] ({n_examples} examples read), and no labels "
+                f"under doc.spans[{self.key!r}] ({survey.n_examples} examples read), and no labels "
                 "were given. Check spans_key, or pass labels to initialize."
             )
-        head = self._head
-        head.set_dim("nO", len(self.labels), force=True)
-        tok2vec = self.model.get_ref("tok2vec")
-        if subbatch:
-            self.model.initialize(X=[eg.predicted for eg in subbatch])
-        elif tok2vec.has_dim("nO"):
-            head.set_dim("nI", tok2vec.get_dim("nO"), force=True)
-            self.model.initialize()
-        else:
-            raise ValueError(
-                f"'{self.name}' cannot infer its input width: get_examples gave no examples."
-            )
-        self.cfg["input_width"] = head.get_dim("nI")
+        try:
+            initialize_model(self.model, len(self.labels), [eg.predicted for eg in survey.sample])
+        except ValueError as err:
+            raise ValueError(f"'{self.name}' cannot be initialized: {err}") from err
+        self.cfg["input_width"] = self._head.get_dim("nI")
         # Saved with the weights, so that loading can check them against cfg["labels"].
-        head.attrs["labels"] = list(self.labels)
+        self._head.attrs["labels"] = list(self.labels)
         warn_skipped(self.name, counts)
+        warn_if_mostly_misaligned(self.name, counts, survey.n_spans, nlp)
         self.gold_span_report = length_report(
-            self.name, lengths, counts, self.max_length, SPAN_LENGTH_COVERAGE
+            self.name, survey.lengths, counts, self.max_length, SPAN_LENGTH_COVERAGE
         )
 
-    # Serialisation: the torch module is built lazily from the input width, so it
-    # must exist before weights are read into it.
+    # Serialisation: the cfg file holds labels and input width, the settings stay the
+    # config's (see settings.py).
 
     def _saved_cfg(self) -> Dict[str, Any]:
-        changed = {
-            key: self.cfg[key] for key, value in self._configured.items() if self.cfg[key] != value
-        }
-        if changed:
-            warnings.warn(
-                f"'{self.name}': settings {changed} were changed after the component was "
-                f"built from its config ({ {k: self._configured[k] for k in changed} }). "
-                "Settings are saved in the pipeline's config.cfg, not with the weights, so "
-                "the saved pipeline keeps the config's values. Set them in the config "
-                "(spacy.load(path, config={...}) or config.cfg) to keep them.",
-                stacklevel=3,
-            )
+        warn_if_changed(self.name, self.cfg, self._configured)
         saved = {key: self.cfg[key] for key in SAVED_CFG_KEYS}
         if self._legacy_threshold is not None:
             # The config.cfg saved beside it still holds the 0.1.0 logit.
             saved["threshold"] = self._legacy_threshold
         return saved
+
+    def _load_cfg(self, data: bytes, source: str) -> None:
+        saved = read_saved_cfg(self.name, data, source)
+        self._legacy_threshold = apply_saved_settings(self.name, saved, self.cfg, source)
+        self._configured["threshold"] = self.cfg["threshold"]
+        self.cfg["labels"] = list(saved["labels"])
+        self.cfg["input_width"] = saved.get("input_width")
+
+    def _load_model(self, data: bytes, source: str) -> None:
+        load_weights(
+            self.model, data, list(self.labels), self.cfg["input_width"], self.name, source
+        )
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         serialize = {
@@ -436,9 +408,9 @@ class GlobalPointer(TrainablePipe):
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "GlobalPointer":
         deserialize = {
-            "cfg": lambda b: self._load_cfg(b, "bytes"),
+            "cfg": lambda b: self._load_cfg(b, f"'{self.name}' cfg bytes"),
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
-            "model": lambda b: self._load_model(b, "bytes"),
+            "model": lambda b: self._load_model(b, f"'{self.name}' model bytes"),
         }
         util.from_bytes(bytes_data, deserialize, exclude)
         return self
@@ -455,146 +427,21 @@ class GlobalPointer(TrainablePipe):
         self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
     ) -> "GlobalPointer":
         deserialize = {
-            "cfg": lambda p: self._load_cfg(self._read_file(Path(p)), str(p)),
+            "cfg": lambda p: self._load_cfg(_read_file(self.name, Path(p)), str(p)),
             "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
-            "model": lambda p: self._load_model(self._read_file(Path(p)), str(p)),
+            "model": lambda p: self._load_model(_read_file(self.name, Path(p)), str(p)),
         }
         util.from_disk(path, deserialize, exclude)
         return self
 
-    def _read_file(self, path: Path) -> bytes:
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"Cannot load '{self.name}': {path} is missing (the component directory "
-                f"{path.parent} is incomplete: expected files 'cfg' and 'model')."
-            )
-        return path.read_bytes()
 
-    def _load_cfg(self, data: bytes, source: str) -> None:
-        """Take labels and input width from a saved cfg; settings stay the config's.
-
-        Files written before settings moved to the config also hold spans_key,
-        threshold and annotate_ents: they are checked, and where they differ from
-        the config the user is told which value is used.
-        """
-        try:
-            saved = srsly.json_loads(data)
-        except ValueError as err:
-            raise ValueError(
-                f"Cannot load '{self.name}' settings from {source}: not valid JSON ({err}). "
-                "The file may be truncated or corrupted."
-            ) from err
-        if not isinstance(saved, dict) or not isinstance(saved.get("labels"), list):
-            raise ValueError(
-                f"Cannot load '{self.name}' settings from {source}: expected a JSON object "
-                f"with a 'labels' list, got {str(saved)[:80]!r}."
-            )
-        labels, width = saved["labels"], saved.get("input_width")
-        if not all(isinstance(label, str) and label for label in labels) or len(
-            set(labels)
-        ) != len(labels):
-            raise ValueError(
-                f"Cannot load '{self.name}' settings from {source}: 'labels' must be "
-                f"distinct non-empty strings, got {labels!r}."
-            )
-        if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
-            raise ValueError(
-                f"Cannot load '{self.name}' settings from {source}: 'input_width' must be a "
-                f"positive integer, got {width!r}."
-            )
-        legacy = {key: saved[key] for key in self._configured if key in saved}
-        if "threshold" in legacy:
-            self._migrate_logit_threshold(legacy.pop("threshold"), source)
-        _check_settings(self.name, legacy, source)
-        overruled = {k: v for k, v in legacy.items() if v != self.cfg[k]}
-        if overruled:
-            warnings.warn(
-                f"'{self.name}': {source} holds settings {overruled} from an older version; "
-                f"the config's values { {k: self.cfg[k] for k in overruled} } are used.",
-                stacklevel=3,
-            )
-        self.cfg["labels"] = list(labels)
-        self.cfg["input_width"] = width
-
-    def _migrate_logit_threshold(self, logit: Any, source: str) -> None:
-        """Read a pipeline saved by 0.1.0, whose threshold was a logit.
-
-        Its config.cfg holds that logit too. While the config still says the same, the
-        logit is converted to a probability, and re-saving keeps the old cfg entry so
-        that the next load converts again; a different config value (a load-time
-        override) is taken as a probability.
-        """
-        if isinstance(logit, bool) or not isinstance(logit, (int, float)) or not math.isfinite(logit):
-            raise ValueError(
-                f"'{self.name}': threshold in {source} must be a finite number, got {logit!r}."
-            )
-        if self.cfg["threshold"] != logit:
-            warnings.warn(
-                f"'{self.name}': {source} was saved by spacy-globalpointer 0.1.0 with the logit "
-                f"threshold {logit}; the config's threshold {self.cfg['threshold']} is used, "
-                "as a probability.",
-                stacklevel=4,
-            )
-            return
-        probability = float(logit_to_probability(numpy.float64(logit)))
-        warnings.warn(
-            f"'{self.name}': {source} was saved by spacy-globalpointer 0.1.0, whose threshold "
-            f"was a logit ({logit}); it is read as the probability {probability:.6g}. Set "
-            f"threshold = {probability:.6g} in the pipeline's config.cfg and save it again "
-            "to drop this step.",
-            stacklevel=4,
+def _read_file(name: str, path: Path) -> bytes:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Cannot load '{name}': {path} is missing (the component directory "
+            f"{path.parent} is incomplete: expected files 'cfg' and 'model')."
         )
-        self._legacy_threshold = logit
-        self.cfg["threshold"] = self._configured["threshold"] = probability
-    def _load_model(self, data: bytes, source: str) -> None:
-        head = self._head
-        # A stale label list must not survive loading weights saved without one.
-        head.attrs.pop("labels", None)
-        # Thinc's from_bytes overwrites attrs with the saved ones; the torch module
-        # was built from the config's, so those that shape it must agree, and the
-        # config's band settings (max_length, score_budget) stay in force.
-        configured = dict(head.attrs)
-        if not head.layers:
-            if self.cfg.get("input_width") is None:
-                raise ValueError(
-                    f"Cannot load '{self.name}' weights from {source}: its cfg has no "
-                    "input_width, so the component was never initialized before saving."
-                )
-            head.set_dim("nO", len(self.labels), force=True)
-            head.set_dim("nI", int(self.cfg["input_width"]), force=True)
-            build_head_layers(head)
-        try:
-            self.model.from_bytes(data)
-        except Exception as err:
-            raise ValueError(
-                f"Cannot load '{self.name}' weights from {source}: {err}. The file may be "
-                f"truncated or corrupted, or saved with other dimensions or labels "
-                f"(cfg labels: {list(self.labels)}, input_width: {self.cfg['input_width']})."
-            ) from err
-        for attr in _STRUCTURAL_ATTRS:
-            if attr in configured and head.attrs.get(attr) != configured[attr]:
-                raise ValueError(
-                    f"Cannot load '{self.name}' weights from {source}: they were saved with "
-                    f"{attr}={head.attrs.get(attr)!r}, but the config builds the head with "
-                    f"{attr}={configured[attr]!r}."
-                )
-        for attr in _BAND_ATTRS:
-            if attr in configured:
-                head.attrs[attr] = configured[attr]
-        saved_labels = head.attrs.get("labels")
-        if saved_labels is not None and list(saved_labels) != list(self.labels):
-            raise ValueError(
-                f"Cannot load '{self.name}' weights from {source}: they were trained for "
-                f"labels {list(saved_labels)}, but the component's cfg lists "
-                f"{list(self.labels)}. The cfg and model files do not belong together."
-            )
-        head.attrs["labels"] = list(self.labels)
-
-
-# Head attrs that decide the torch module's layout or function, and those that only
-# decide which spans are scored.
-_STRUCTURAL_ATTRS = ("head_width", "rope", "efficient")
-_BAND_ATTRS = ("max_length", "score_budget")
+    return path.read_bytes()
 
 
 def _is_empty(examples: Iterable[Example]) -> bool:
@@ -603,46 +450,4 @@ def _is_empty(examples: Iterable[Example]) -> bool:
     return True
 
 
-# What the saved cfg file holds: all else is the config's.
-SAVED_CFG_KEYS = ("labels", "input_width")
-
-
-def logit_to_probability(logits: numpy.ndarray) -> numpy.ndarray:
-    """The sigmoid, computed without overflow for logits of any size."""
-    logits = numpy.asarray(logits, dtype="float64")
-    return numpy.exp(-numpy.logaddexp(0.0, -logits))
-
-
-def probability_to_logit(probability: float) -> float:
-    """The logit a probability threshold stands for (0 and 1 give -inf and inf)."""
-    if probability <= 0.0:
-        return -math.inf
-    if probability >= 1.0:
-        return math.inf
-    return math.log(probability) - math.log1p(-probability)
-
-
-def _check_settings(name: str, settings: Dict[str, Any], source: str) -> None:
-    """Raise a ValueError naming the source for any setting of the wrong type or value."""
-    for key, value in settings.items():
-        if key == "spans_key":
-            ok = isinstance(value, str) and bool(value)
-            expected = "a non-empty string"
-        elif key == "threshold":
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            ok = number and 0 <= value <= 1
-            expected = "a probability in [0, 1]"
-            if number and not ok and math.isfinite(value):
-                # 0.1.0 took a logit: say what it converts to.
-                expected += (
-                    " (a logit threshold t of spacy-globalpointer 0.1.0 is the probability "
-                    f"1 / (1 + e^-t): {value} is {float(logit_to_probability(numpy.float64(value))):.6g})"
-                )
-        else:
-            ok = isinstance(value, bool)
-            expected = "true or false"
-        if not ok:
-            raise ValueError(f"'{name}': {key} in {source} must be {expected}, got {value!r}.")
-
-
-__all__ = ["GlobalPointer", "make_global_pointer", "make_gp_scorer", "gp_score"]
+__all__ = ["GlobalPointer", "make_global_pointer"]

@@ -8,6 +8,7 @@ valid where i + d < n (``band.span_mask``), or where a caller's mask says so
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy
+from spacy.tokens import Doc, Span
 from thinc.api import Ops
 from thinc.types import Floats3d, Ints2d
 
@@ -153,3 +154,23 @@ def select_non_overlapping(
             taken[starts[k] : ends[k]] = True
             chosen.append(int(k))
     return sorted(chosen)
+
+
+def merge_entities(doc: Doc, spans: List[Span], overwrite: bool) -> List[Span]:
+    """The doc's entities with the given non-overlapping spans added.
+
+    overwrite: the spans replace the doc's entities. Otherwise entities that an earlier
+    component set win, and only spans that share no token with them are added.
+    """
+    if overwrite or not doc.ents:
+        return list(spans)
+    taken = numpy.zeros(len(doc), dtype=bool)
+    for ent in doc.ents:
+        taken[ent.start : ent.end] = True
+    added = [span for span in spans if not taken[span.start : span.end].any()]
+    return sorted(list(doc.ents) + added, key=lambda span: span.start)
+
+
+def count_not_finite(xp: Any, arrays: Sequence[Any]) -> int:
+    """How many values (NaN, inf) of the arrays are not finite."""
+    return sum(int(a.size - xp.isfinite(a).sum()) for a in arrays)
