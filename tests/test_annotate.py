@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -17,12 +18,15 @@ from spacy.training import Example
 
 from spacy_globalpointer.__main__ import main
 from spacy_globalpointer.annotate import (
+    AnnotateError,
     annotate_batch,
     annotate_texts,
     check_text,
     doc_spans,
     load_pipeline,
+    pipeline_spans_keys,
     records_to_arrow,
+    resolve_spans_key,
     row_to_record,
 )
 
@@ -63,22 +67,23 @@ def make_texts(n: int) -> List[str]:
     return texts
 
 
-def train_tiny(path: Path) -> Path:
+def train_tiny(path: Path, spans_key: str = "sc") -> Path:
     """A few updates of global_pointer on three sentences, saved to ``path``."""
     nlp = spacy.blank("en")
     nlp.add_pipe(
         "global_pointer",
         config={
+            "spans_key": spans_key,
             "model": {
                 "head_width": 16,
                 "tok2vec": {"embed": {"width": 32}, "encode": {"width": 32, "depth": 1}},
-            }
+            },
         },
     )
     examples = []
     for text, ents in TRAIN:
         ref = nlp.make_doc(text)
-        ref.spans["sc"] = [
+        ref.spans[spans_key] = [
             ref.char_span(text.find(w), text.find(w) + len(w), label=label) for w, label in ents
         ]
         examples.append(Example(nlp.make_doc(text), ref))
@@ -198,15 +203,106 @@ def explode_on_boom(doc: Doc) -> Doc:
     return doc
 
 
+class EmptySpans:
+    """A span component that finds nothing: it gives a pipeline a doc.spans key to read."""
+
+    key = "sc"
+
+    def __call__(self, doc: Doc) -> Doc:
+        doc.spans[self.key] = []
+        return doc
+
+
+@Language.factory("test_annotate_empty_spans", assigns=["doc.spans"])
+def make_empty_spans(nlp: Language, name: str) -> EmptySpans:
+    return EmptySpans()
+
+
 def test_annotate_batch_survives_pipeline_errors():
     nlp = spacy.blank("en")
     nlp.add_pipe("test_annotate_explode_on_boom")
+    nlp.add_pipe("test_annotate_empty_spans")
     records = annotate_batch(nlp, [0, 1, 2], ["fine", "boom here", "also fine"])
     assert records == [
         {"id": 0, "spans": []},
         {"id": 1, "error": "pipeline error: RuntimeError: boom"},
         {"id": 2, "spans": []},
     ]
+
+
+# --- the spans key and the batch size --------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def nested_model_path(tmp_path_factory) -> Path:
+    """The tiny pipeline, trained to write doc.spans["nested"] instead of "sc"."""
+    return train_tiny(tmp_path_factory.mktemp("models") / "tiny_nested", spans_key="nested")
+
+
+@pytest.fixture(scope="session")
+def nested_nlp(nested_model_path) -> Language:
+    return load_pipeline(nested_model_path)
+
+
+@pytest.fixture(scope="session")
+def nested_expected(nested_nlp, texts) -> List[Dict[str, Any]]:
+    records = pipe_records(nested_nlp, texts[:50], key="nested")
+    assert sum(len(r["spans"]) for r in records) > 10  # else "no spans" would pass
+    return records
+
+
+def test_resolve_spans_key():
+    nlp = spacy.blank("en")
+    with pytest.raises(AnnotateError, match="no span component"):
+        resolve_spans_key(nlp)
+    nlp.add_pipe("global_pointer", config={"spans_key": "nested"})
+    assert resolve_spans_key(nlp) == "nested"
+    assert resolve_spans_key(nlp, "nested") == "nested"
+    with pytest.raises(AnnotateError, match=r"doc.spans\['sc'\] \(keys written: 'nested'\)"):
+        resolve_spans_key(nlp, "sc")
+    nlp.add_pipe("spancat")  # writes "sc"
+    assert pipeline_spans_keys(nlp) == ["nested", "sc"]
+    with pytest.raises(AnnotateError, match=r"several doc.spans keys \('nested', 'sc'\)"):
+        resolve_spans_key(nlp)
+    assert resolve_spans_key(nlp, "sc") == "sc"
+    # A disabled component writes nothing.
+    nlp.disable_pipe("spancat")
+    assert resolve_spans_key(nlp) == "nested"
+
+
+def test_api_default_spans_key_is_the_pipelines(nested_nlp, texts, nested_expected):
+    ids = list(range(50))
+    assert annotate_batch(nested_nlp, ids, texts[:50], batch_size=BATCH) == nested_expected
+    assert list(annotate_texts(nested_nlp, texts[:50], batch_size=BATCH)) == nested_expected
+    # "sc" is what the pipeline does not write: an error, not 50 empty span lists.
+    with pytest.raises(AnnotateError, match="keys written: 'nested'"):
+        annotate_batch(nested_nlp, ids, texts[:50], spans_key="sc")
+    with pytest.raises(AnnotateError, match="keys written: 'nested'"):
+        annotate_texts(nested_nlp, texts[:50], spans_key="sc")
+
+
+def test_predictor_default_spans_key_is_the_pipelines(nested_model_path):
+    pytest.importorskip("ray")
+    from spacy_globalpointer.ray_annotate import GlobalPointerPredictor
+
+    assert GlobalPointerPredictor(nested_model_path, num_threads=1).spans_key == "nested"
+    with pytest.raises(AnnotateError, match="keys written: 'nested'"):
+        GlobalPointerPredictor(nested_model_path, spans_key="sc", num_threads=1)
+
+
+def test_batch_size_must_be_positive(nlp, model_path, texts):
+    # Before: batch_size=0 returned [] and dropped every record without a word.
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        annotate_batch(nlp, [0, 1], texts[:2], batch_size=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        annotate_texts(nlp, texts[:2], batch_size=0)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer, got 0"):
+        annotate_texts(nlp, texts[:2], chunk_size=0)
+    if importlib.util.find_spec("ray") is not None:
+        from spacy_globalpointer.ray_annotate import GlobalPointerPredictor
+
+        with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+            GlobalPointerPredictor(model_path, batch_size=0)
 
 
 def test_arrow_round_trip_is_exact(expected):
