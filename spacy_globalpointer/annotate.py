@@ -12,9 +12,21 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 import threading
 from pathlib import Path
-from typing import Any, ContextManager, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    ContextManager,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -27,6 +39,68 @@ DEFAULT_BATCH_SIZE = 64
 
 Record = Dict[str, Any]
 SpanList = List[List[Any]]
+
+
+class AnnotateError(ValueError):
+    """A mistake in what a run was asked to do (arguments, paths, spans key), found before
+    anything is written. The CLI prints its message as ``error: ...``, without a traceback."""
+
+
+def check_positive(name: str, value: Any) -> int:
+    """``value`` as an int if it is a positive integer, else :class:`AnnotateError`."""
+    # A batch size of 0 drops every record and a negative one loops forever, so refuse both.
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or isinstance(value, bool) or number < 1:
+        raise AnnotateError(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def pipeline_spans_keys(nlp: Language) -> List[str]:
+    """The ``doc.spans`` keys that the pipeline's span components write, in pipeline order.
+
+    A span component is one whose factory declares ``assigns=["doc.spans"]`` and which has
+    a string ``key`` attribute (``global_pointer``, spaCy's ``spancat``).
+    """
+    keys: List[str] = []
+    for name, pipe in nlp.pipeline:
+        key = getattr(pipe, "key", None)
+        if isinstance(key, str) and "doc.spans" in nlp.get_pipe_meta(name).assigns:
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+def resolve_spans_key(nlp: Language, spans_key: Optional[str] = None) -> str:
+    """The ``doc.spans`` key to read predictions from.
+
+    ``None`` means the key the pipeline's span component writes; a pipeline with several
+    such keys needs an explicit one. A key that no component writes is refused, since
+    reading it would give every text an empty span list.
+    """
+    keys = pipeline_spans_keys(nlp)
+    written = ", ".join(repr(k) for k in keys) if keys else "none"
+    if spans_key is None:
+        if len(keys) == 1:
+            return keys[0]
+        if not keys:
+            raise AnnotateError(
+                "the pipeline has no span component that writes doc.spans "
+                f"(components: {', '.join(nlp.pipe_names) or 'none'})"
+            )
+        raise AnnotateError(
+            f"the pipeline writes several doc.spans keys ({written}): choose one with "
+            "--spans-key (spans_key=...)"
+        )
+    if spans_key not in keys:
+        raise AnnotateError(
+            f"no component of the pipeline writes doc.spans[{spans_key!r}] "
+            f"(keys written: {written})"
+        )
+    return spans_key
+
 
 _PIPELINES: Dict[Tuple[str, Tuple[str, ...]], Language] = {}
 _PIPELINES_LOCK = threading.Lock()
@@ -50,6 +124,15 @@ def load_pipeline(model_path: Union[str, Path], *, exclude: Sequence[str] = ()) 
     return nlp
 
 
+def surrogate_at(value: str) -> Optional[int]:
+    """Index of the first unpaired surrogate in ``value`` (which UTF-8 cannot encode)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return err.start
+    return None
+
+
 def check_text(
     value: Any, max_chars: Optional[int] = DEFAULT_MAX_CHARS
 ) -> Tuple[Optional[str], Optional[str]]:
@@ -64,11 +147,10 @@ def check_text(
             return None, f"bad encoding: not valid UTF-8 ({err.reason} at byte {err.start})"
     if not isinstance(value, str):
         return None, f"text is not a string (got {type(value).__name__})"
-    try:
-        # JSON allows escaped lone surrogates ("\udc80"); they cannot be written back out.
-        value.encode("utf-8")
-    except UnicodeEncodeError as err:
-        return None, f"bad encoding: unpaired surrogate at character {err.start}"
+    # JSON allows escaped lone surrogates ("\udc80"); they cannot be written back out.
+    bad = surrogate_at(value)
+    if bad is not None:
+        return None, f"bad encoding: unpaired surrogate at character {bad}"
     if max_chars is not None and len(value) > max_chars:
         return None, f"text too long ({len(value)} characters > {max_chars})"
     return str(value), None
@@ -117,7 +199,7 @@ def annotate_batch(
     ids: Sequence[Any],
     texts: Sequence[Any],
     *,
-    spans_key: str = DEFAULT_SPANS_KEY,
+    spans_key: Optional[str] = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_chars: Optional[int] = DEFAULT_MAX_CHARS,
 ) -> List[Record]:
@@ -130,9 +212,14 @@ def annotate_batch(
     of longer docs can get scores that differ in the last float32 bits. The valid texts are
     cut into batches of ``batch_size`` from the first, so callers that hand over the same
     stream in multiples of ``batch_size`` get identical scores.
+
+    ``spans_key`` defaults to the key the pipeline's span component writes (see
+    :func:`resolve_spans_key`).
     """
     if len(ids) != len(texts):
         raise ValueError(f"got {len(ids)} ids for {len(texts)} texts")
+    batch_size = check_positive("batch_size", batch_size)
+    spans_key = resolve_spans_key(nlp, spans_key)
     records: List[Optional[Record]] = [None] * len(texts)
     good: List[Tuple[int, str]] = []
     for i, value in enumerate(texts):
@@ -176,16 +263,37 @@ def annotate_texts(
     *,
     ids: Optional[Iterable[Any]] = None,
     chunk_size: int = 1000,
-    **kwargs: Any,
-) -> Iterable[Record]:
+    spans_key: Optional[str] = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_chars: Optional[int] = DEFAULT_MAX_CHARS,
+) -> Iterator[Record]:
     """Stream records for an iterable of texts, about ``chunk_size`` texts per memory zone.
 
     ``ids`` defaults to each text's position (0, 1, ...). ``chunk_size`` is rounded up to a
-    multiple of ``batch_size``.
+    multiple of ``batch_size``. Bad arguments raise here, not at the first record.
     """
-    batch_size = int(kwargs.get("batch_size", DEFAULT_BATCH_SIZE))
+    batch_size = check_positive("batch_size", batch_size)
+    chunk_size = check_positive("chunk_size", chunk_size)
+    spans_key = resolve_spans_key(nlp, spans_key)
     # Whole batches per chunk, so the nlp.pipe batches (and scores) match one long pipe.
-    chunk_size = max(1, -(-chunk_size // batch_size)) * batch_size
+    chunk_size = -(-chunk_size // batch_size) * batch_size
+    return _annotate_chunks(nlp, texts, ids, chunk_size, spans_key, batch_size, max_chars)
+
+
+def _annotate_chunks(
+    nlp: Language,
+    texts: Iterable[Any],
+    ids: Optional[Iterable[Any]],
+    chunk_size: int,
+    spans_key: str,
+    batch_size: int,
+    max_chars: Optional[int],
+) -> Iterator[Record]:
+    kwargs: Dict[str, Any] = {
+        "spans_key": spans_key,
+        "batch_size": batch_size,
+        "max_chars": max_chars,
+    }
     id_iter = iter(ids) if ids is not None else None
     chunk_ids: List[Any] = []
     chunk_texts: List[Any] = []

@@ -20,15 +20,17 @@ this module works without it, and building a predictor explains what is missing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 from .annotate import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CHARS,
-    DEFAULT_SPANS_KEY,
+    AnnotateError,
     annotate_batch,
+    check_positive,
     load_pipeline,
     records_to_arrow,
+    resolve_spans_key,
 )
 
 
@@ -83,6 +85,9 @@ class GlobalPointerPredictor:
     ``id_column``), ``spans`` (list of ``{start, end, label, score}``) and ``error`` (null,
     or why the text was not annotated). No row is dropped: bad texts keep their id and
     carry an error instead of spans.
+
+    ``spans_key`` defaults to the key the pipeline's span component writes; a key that no
+    component writes raises (see :func:`~spacy_globalpointer.annotate.resolve_spans_key`).
     """
 
     def __init__(
@@ -91,13 +96,17 @@ class GlobalPointerPredictor:
         *,
         text_column: str = "text",
         id_column: str = "id",
-        spans_key: str = DEFAULT_SPANS_KEY,
+        spans_key: Optional[str] = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_chars: Optional[int] = DEFAULT_MAX_CHARS,
         num_threads: Optional[int] = None,
         exclude: Sequence[str] = (),
     ) -> None:
-        threads = num_threads if num_threads is not None else worker_cpus()
+        # Checked before the (slow) pipeline load, so a typo fails at once.
+        self.batch_size = check_positive("batch_size", batch_size)
+        threads = (
+            check_positive("num_threads", num_threads) if num_threads is not None else worker_cpus()
+        )
         try:
             import torch
         except ImportError:  # pragma: no cover - a pipeline without torch needs no threads
@@ -110,8 +119,7 @@ class GlobalPointerPredictor:
         self.nlp = load_pipeline(model_path, exclude=exclude)
         self.text_column = text_column
         self.id_column = id_column
-        self.spans_key = spans_key
-        self.batch_size = batch_size
+        self.spans_key = resolve_spans_key(self.nlp, spans_key)
         self.max_chars = max_chars
 
     def __call__(self, batch: Any) -> Any:
@@ -126,3 +134,33 @@ class GlobalPointerPredictor:
             max_chars=self.max_chars,
         )
         return records_to_arrow(records)
+
+
+def probe_spans_key(
+    model_path: Union[str, Path], spans_key: Optional[str], num_cpus: float = 1
+) -> str:
+    """Resolve the spans key in a Ray task, where the actors will load the pipeline.
+
+    The driver may not see the model path (it can live on the cluster only), so the
+    pipeline is loaded in a worker. A wrong key or model comes back as
+    :class:`~spacy_globalpointer.annotate.AnnotateError` before any actor starts.
+    """
+    ray = require_ray()
+
+    def probe(path: str, key: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
+        import spacy
+
+        # Not load_pipeline: its cache would keep this copy alive in an idle worker.
+        try:
+            nlp = spacy.load(path)
+        except OSError as err:
+            return None, f"cannot load the pipeline {path!r}: {err}"
+        try:
+            return resolve_spans_key(nlp, key), None
+        except AnnotateError as err:
+            return None, str(err)
+
+    key, error = ray.get(ray.remote(num_cpus=num_cpus)(probe).remote(str(model_path), spans_key))
+    if error is not None:
+        raise AnnotateError(error)
+    return key  # type: ignore[return-value]

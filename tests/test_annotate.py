@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -15,14 +19,17 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from spacy_globalpointer.__main__ import main
+from spacy_globalpointer.__main__ import build_parser, main
 from spacy_globalpointer.annotate import (
+    AnnotateError,
     annotate_batch,
     annotate_texts,
     check_text,
     doc_spans,
     load_pipeline,
+    pipeline_spans_keys,
     records_to_arrow,
+    resolve_spans_key,
     row_to_record,
 )
 
@@ -63,22 +70,23 @@ def make_texts(n: int) -> List[str]:
     return texts
 
 
-def train_tiny(path: Path) -> Path:
+def train_tiny(path: Path, spans_key: str = "sc") -> Path:
     """A few updates of global_pointer on three sentences, saved to ``path``."""
     nlp = spacy.blank("en")
     nlp.add_pipe(
         "global_pointer",
         config={
+            "spans_key": spans_key,
             "model": {
                 "head_width": 16,
                 "tok2vec": {"embed": {"width": 32}, "encode": {"width": 32, "depth": 1}},
-            }
+            },
         },
     )
     examples = []
     for text, ents in TRAIN:
         ref = nlp.make_doc(text)
-        ref.spans["sc"] = [
+        ref.spans[spans_key] = [
             ref.char_span(text.find(w), text.find(w) + len(w), label=label) for w, label in ents
         ]
         examples.append(Example(nlp.make_doc(text), ref))
@@ -198,15 +206,114 @@ def explode_on_boom(doc: Doc) -> Doc:
     return doc
 
 
+class EmptySpans:
+    """A span component that finds nothing: it gives a pipeline a doc.spans key to read."""
+
+    key = "sc"
+
+    def __call__(self, doc: Doc) -> Doc:
+        doc.spans[self.key] = []
+        return doc
+
+
+@Language.factory("test_annotate_empty_spans", assigns=["doc.spans"])
+def make_empty_spans(nlp: Language, name: str) -> EmptySpans:
+    return EmptySpans()
+
+
 def test_annotate_batch_survives_pipeline_errors():
     nlp = spacy.blank("en")
     nlp.add_pipe("test_annotate_explode_on_boom")
+    nlp.add_pipe("test_annotate_empty_spans")
     records = annotate_batch(nlp, [0, 1, 2], ["fine", "boom here", "also fine"])
     assert records == [
         {"id": 0, "spans": []},
         {"id": 1, "error": "pipeline error: RuntimeError: boom"},
         {"id": 2, "spans": []},
     ]
+
+
+# --- the spans key and the batch size --------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def nested_model_path(tmp_path_factory) -> Path:
+    """The tiny pipeline, trained to write doc.spans["nested"] instead of "sc"."""
+    return train_tiny(tmp_path_factory.mktemp("models") / "tiny_nested", spans_key="nested")
+
+
+@pytest.fixture(scope="session")
+def nested_nlp(nested_model_path) -> Language:
+    return load_pipeline(nested_model_path)
+
+
+@pytest.fixture(scope="session")
+def nested_expected(nested_nlp, texts) -> List[Dict[str, Any]]:
+    records = pipe_records(nested_nlp, texts[:50], key="nested")
+    assert sum(len(r["spans"]) for r in records) > 10  # else "no spans" would pass
+    return records
+
+
+def test_resolve_spans_key():
+    nlp = spacy.blank("en")
+    with pytest.raises(AnnotateError, match="no span component"):
+        resolve_spans_key(nlp)
+    nlp.add_pipe("global_pointer", config={"spans_key": "nested"})
+    assert resolve_spans_key(nlp) == "nested"
+    assert resolve_spans_key(nlp, "nested") == "nested"
+    with pytest.raises(AnnotateError, match=r"doc.spans\['sc'\] \(keys written: 'nested'\)"):
+        resolve_spans_key(nlp, "sc")
+    nlp.add_pipe("spancat")  # writes "sc"
+    assert pipeline_spans_keys(nlp) == ["nested", "sc"]
+    with pytest.raises(AnnotateError, match=r"several doc.spans keys \('nested', 'sc'\)"):
+        resolve_spans_key(nlp)
+    assert resolve_spans_key(nlp, "sc") == "sc"
+    # A disabled component writes nothing.
+    nlp.disable_pipe("spancat")
+    assert resolve_spans_key(nlp) == "nested"
+
+
+def test_api_default_spans_key_is_the_pipelines(nested_nlp, texts, nested_expected):
+    ids = list(range(50))
+    assert annotate_batch(nested_nlp, ids, texts[:50], batch_size=BATCH) == nested_expected
+    assert list(annotate_texts(nested_nlp, texts[:50], batch_size=BATCH)) == nested_expected
+    # "sc" is what the pipeline does not write: an error, not 50 empty span lists.
+    with pytest.raises(AnnotateError, match="keys written: 'nested'"):
+        annotate_batch(nested_nlp, ids, texts[:50], spans_key="sc")
+    with pytest.raises(AnnotateError, match="keys written: 'nested'"):
+        annotate_texts(nested_nlp, texts[:50], spans_key="sc")
+
+
+def test_predictor_default_spans_key_is_the_pipelines(nested_model_path):
+    pytest.importorskip("ray")
+    import torch
+
+    from spacy_globalpointer.ray_annotate import GlobalPointerPredictor
+
+    # The predictor sets torch's thread count for the process: put it back, since the
+    # thread count can change the last float bits of the scores other tests compare.
+    threads = torch.get_num_threads()
+    try:
+        assert GlobalPointerPredictor(nested_model_path, num_threads=1).spans_key == "nested"
+        with pytest.raises(AnnotateError, match="keys written: 'nested'"):
+            GlobalPointerPredictor(nested_model_path, spans_key="sc", num_threads=1)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_batch_size_must_be_positive(nlp, model_path, texts):
+    # Before: batch_size=0 returned [] and dropped every record without a word.
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        annotate_batch(nlp, [0, 1], texts[:2], batch_size=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        annotate_texts(nlp, texts[:2], batch_size=0)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer, got 0"):
+        annotate_texts(nlp, texts[:2], chunk_size=0)
+    if importlib.util.find_spec("ray") is not None:
+        from spacy_globalpointer.ray_annotate import GlobalPointerPredictor
+
+        with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+            GlobalPointerPredictor(model_path, batch_size=0)
 
 
 def test_arrow_round_trip_is_exact(expected):
@@ -420,3 +527,358 @@ def test_n_process_start_methods(method, tmp_path, model_path, nlp, texts):
     assert result["two"] == result["one"]
     # the reference on the same 60 texts, so that nlp.pipe cuts the same batches
     assert result["one"] == [r["spans"] for r in pipe_records(nlp, texts[:60])]
+
+
+# --- the CLI: user mistakes and data safety ---------------------------------------------
+
+# The subprocesses import the package the tests import (a worktree, not an installed copy).
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def run_cli(*args: Any, cwd: Path | None = None, timeout: float = 120) -> Any:
+    """``python -m spacy_globalpointer annotate ARGS`` in a subprocess."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "spacy_globalpointer", "annotate", *map(str, args), "--quiet"]
+    try:
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the CLI hung for {timeout} s: {cmd}")
+
+
+def assert_refused(proc: Any, *needles: str) -> None:
+    """A clean refusal: non-zero exit, ``error: ...`` on stderr, no traceback."""
+    assert proc.returncode != 0, proc.stderr
+    assert "error: " in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, (needle, proc.stderr)
+
+
+def write_texts(path: Path, texts: List[str]) -> Path:
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    return path
+
+
+def temp_files(folder: Path) -> List[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.mark.parametrize("how", ["same", "relative", "symlink", "errors"])
+def test_cli_refuses_to_write_over_the_input(how, tmp_path, model_path, texts):
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
+    before = corpus.read_bytes()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.jsonl").symlink_to(corpus)
+    output = {
+        "same": str(corpus),
+        "relative": "sub/../corpus.jsonl",  # relative to cwd below
+        "symlink": str(tmp_path / "link.jsonl"),
+        "errors": str(tmp_path / "out.jsonl"),
+    }[how]
+    extra = ["--errors", "corpus.jsonl"] if how == "errors" else []
+    # --overwrite does not make it allowed: it is the input, not an old output.
+    proc = run_cli(model_path, corpus, output, *extra, "--overwrite", cwd=tmp_path)
+    assert_refused(proc, "is the input file", str(corpus))
+    assert corpus.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "link.jsonl", "sub"]
+
+
+def test_cli_missing_input_touches_nothing(tmp_path, model_path):
+    spans = tmp_path / "spans.jsonl"
+    errors = tmp_path / "spans.jsonl.errors.jsonl"
+    spans.write_text('{"id": 1, "spans": []}\n')
+    errors.write_text('{"line": 2, "id": 2, "error": "empty line"}\n')
+    proc = run_cli(model_path, tmp_path / "corpsu.jsonl", spans)
+    assert_refused(proc, "input file not found", "corpsu.jsonl")
+    assert spans.read_text() == '{"id": 1, "spans": []}\n'
+    assert errors.read_text() == '{"line": 2, "id": 2, "error": "empty line"}\n'
+
+
+def test_cli_refuses_errors_file_equal_to_output(tmp_path, model_path, texts):
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
+    out = tmp_path / "out.jsonl"
+    proc = run_cli(model_path, corpus, out, "--errors", out)
+    assert_refused(proc, "the errors file", str(out))
+    assert not out.exists()
+
+
+def test_cli_surrogate_in_id_goes_to_error_file(tmp_path, model_path, texts):
+    corpus = tmp_path / "corpus.jsonl"
+    lines = [json.dumps({"id": f"doc{i}", "text": texts[i]}) for i in range(6)]
+    lines[2] = '{"id": "doc\\udc80", "text": "IL-2 activates T cells."}'  # a JSON escape
+    corpus.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    proc = run_cli(model_path, corpus, out, "--id-field", "id")
+    assert proc.returncode == 0, proc.stderr
+    assert [r["id"] for r in read_jsonl(out)] == ["doc0", "doc1", "doc3", "doc4", "doc5"]
+    # The error file is valid UTF-8 and gives back the exact id that was read.
+    (error,) = read_jsonl(Path(str(out) + ".errors.jsonl"))
+    assert error["line"] == 3
+    assert error["id"] == "doc\udc80"
+    assert error["error"].startswith("bad encoding: unpaired surrogate in id")
+
+
+def test_unwritable_span_label_goes_to_error_file(tmp_path, model_path, texts, monkeypatch):
+    import spacy_globalpointer.__main__ as cli
+
+    def bad_label_for_second(*args: Any, **kwargs: Any) -> Any:
+        records = annotate_batch(*args, **kwargs)
+        records[1] = {"id": records[1]["id"], "spans": [[0, 1, "X\udc80", 0.5]]}
+        return records
+
+    monkeypatch.setattr(cli, "annotate_batch", bad_label_for_second)
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:4])
+    out = tmp_path / "out.jsonl"
+    counts = cli.annotate_file(str(model_path), corpus, out, progress=False)
+    assert (counts["annotated"], counts["errors"]) == (3, 1)
+    assert [r["id"] for r in read_jsonl(out)] == [1, 3, 4]
+    (error,) = read_jsonl(Path(str(out) + ".errors.jsonl"))
+    assert error["line"] == 2
+    assert error["error"].startswith("bad encoding: unpaired surrogate in span label")
+
+
+def test_cli_default_spans_key_is_the_pipelines(
+    tmp_path, nested_model_path, texts, nested_expected
+):
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:50])
+    out = tmp_path / "out.jsonl"
+    proc = run_cli(nested_model_path, corpus, out, "--batch-size", BATCH)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["spans"] for r in read_jsonl(out)] == [r["spans"] for r in nested_expected]
+
+
+def test_cli_refuses_spans_key_nobody_writes(tmp_path, nested_model_path, texts):
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
+    proc = run_cli(nested_model_path, corpus, tmp_path / "out.jsonl", "--spans-key", "sc")
+    assert_refused(proc, "doc.spans['sc']", "keys written: 'nested'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
+
+
+@pytest.fixture(scope="session")
+def two_keys_model_path(tmp_path_factory) -> Path:
+    """Two global_pointer components writing doc.spans["a"] and ["b"] (initialised only)."""
+    nlp = spacy.blank("en")
+    small = {"head_width": 8, "tok2vec": {"embed": {"width": 16}, "encode": {"width": 16}}}
+    for key in ("a", "b"):
+        nlp.add_pipe("global_pointer", name=f"gp_{key}", config={"spans_key": key, "model": small})
+    text = TRAIN[0][0]
+    ref = nlp.make_doc(text)
+    ref.spans["a"] = [ref.char_span(0, 4, label="protein")]
+    ref.spans["b"] = [ref.char_span(0, 4, label="protein")]
+    nlp.initialize(lambda: [Example(nlp.make_doc(text), ref)])
+    path = tmp_path_factory.mktemp("models") / "two_keys"
+    nlp.to_disk(path)
+    return path
+
+
+def test_cli_several_spans_keys_need_spans_key(tmp_path, two_keys_model_path, texts):
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
+    proc = run_cli(two_keys_model_path, corpus, tmp_path / "out.jsonl")
+    assert_refused(proc, "several doc.spans keys ('a', 'b')", "--spans-key")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
+
+
+def test_cli_ray_default_spans_key(
+    ray_cluster, tmp_path, nested_model_path, texts, nested_expected
+):
+    from spacy_globalpointer.__main__ import annotate_file
+
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:50])
+    out = tmp_path / "out.jsonl"
+    # A real CLI process, as a driver of the tests' cluster.
+    address = ray_cluster.get_runtime_context().gcs_address
+    proc = run_cli(
+        nested_model_path,
+        corpus,
+        out,
+        "--batch-size",
+        BATCH,
+        "--ray-address",
+        address,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [r["spans"] for r in read_jsonl(out)] == [r["spans"] for r in nested_expected]
+    # A key nobody writes is refused before any actor starts (checked in a Ray task).
+    with pytest.raises(AnnotateError, match="keys written: 'nested'"):
+        annotate_file(
+            str(nested_model_path),
+            corpus,
+            tmp_path / "sc.jsonl",
+            spans_key="sc",
+            ray_address="local",
+            progress=False,
+        )
+    assert not (tmp_path / "sc.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "option,value",
+    [("--batch-size", "0"), ("--batch-size", "-4"), ("--threads", "0")],
+)
+def test_cli_refuses_non_positive_sizes(option, value, tmp_path, model_path, texts):
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
+    # Before: ZeroDivisionError, an endless retry loop, a torch RuntimeError.
+    proc = run_cli(model_path, corpus, tmp_path / "out.jsonl", option, value, timeout=60)
+    assert_refused(proc, option, f"must be a positive integer, got {value}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
+
+
+@pytest.mark.parametrize(
+    "option", ["--workers", "--chunk-size", "--ray-batch-size", "--max-chars", "--cpus-per-worker"]
+)
+def test_parser_refuses_non_positive_sizes(option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["annotate", "m", "in.jsonl", "out.jsonl", option, "0"])
+    assert exit_info.value.code == 2
+    assert "must be a positive" in capsys.readouterr().err
+
+
+def test_annotate_file_refuses_non_positive_sizes(tmp_path, model_path, texts):
+    from spacy_globalpointer.__main__ import annotate_file
+
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        annotate_file(str(model_path), corpus, tmp_path / "out.jsonl", batch_size=0)
+    with pytest.raises(ValueError, match="cpus_per_worker must be a positive number"):
+        annotate_file(str(model_path), corpus, tmp_path / "out.jsonl", cpus_per_worker=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
+
+
+def test_cli_refuses_to_overwrite_unless_asked(tmp_path, model_path, texts):
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
+    out = tmp_path / "out.jsonl"
+    errors = tmp_path / "out.jsonl.errors.jsonl"
+    out.write_text("old output\n")
+    errors.write_text("old errors\n")
+    # A model that cannot load: the refusal has to come before loading it.
+    proc = run_cli(tmp_path / "no-such-model", corpus, out)
+    assert_refused(proc, str(out), "exists", "--overwrite")
+    assert out.read_text() == "old output\n"
+    assert errors.read_text() == "old errors\n"
+    proc = run_cli(model_path, corpus, out, "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert [r["id"] for r in read_jsonl(out)] == [1, 2, 3, 4, 5]
+    assert errors.read_text() == ""
+    assert temp_files(tmp_path) == []
+
+
+def test_cli_refuses_existing_errors_file(tmp_path, model_path, texts):
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
+    errors = tmp_path / "errors.jsonl"
+    errors.write_text("old errors\n")
+    proc = run_cli(model_path, corpus, tmp_path / "out.jsonl", "--errors", errors)
+    assert_refused(proc, str(errors), "exists", "--overwrite")
+    assert errors.read_text() == "old errors\n"
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("previous", [True, False])
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
+def test_failed_run_leaves_no_output(previous, failure, tmp_path, model_path, texts, monkeypatch):
+    import spacy_globalpointer.__main__ as cli
+
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:100])
+    out = tmp_path / "out.jsonl"
+    errors = tmp_path / "out.jsonl.errors.jsonl"
+    if previous:
+        out.write_text("old output\n")
+        errors.write_text("old errors\n")
+    calls = []
+
+    def fail_on_third_chunk(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:  # two chunks are written by now
+            raise failure("stop")
+        return annotate_batch(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "annotate_batch", fail_on_third_chunk)
+    with pytest.raises(failure):
+        cli.annotate_file(
+            str(model_path),
+            corpus,
+            out,
+            batch_size=BATCH,
+            chunk_size=BATCH,
+            overwrite=True,
+            progress=False,
+        )
+    assert len(calls) == 3
+    assert temp_files(tmp_path) == []
+    if previous:
+        assert out.read_text() == "old output\n"
+        assert errors.read_text() == "old errors\n"
+    else:
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
+
+
+def test_cli_interrupted_run_leaves_no_output(tmp_path, model_path, texts):
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts * 100)  # 20,000 texts: minutes
+    out = tmp_path / "out.jsonl"
+    out.write_text("old output\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "spacy_globalpointer", "annotate", str(model_path), str(corpus)]
+    cmd += [
+        str(out),
+        "--overwrite",
+        "--quiet",
+        "--batch-size",
+        str(BATCH),
+        "--chunk-size",
+        str(BATCH),
+    ]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        # Wait until it is writing: a temporary file, or (before the fix) the output itself.
+        deadline = time.monotonic() + 120
+        while not temp_files(tmp_path) and out.read_text() == "old output\n":
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the run never started writing"
+            time.sleep(0.02)
+        time.sleep(0.5)  # a few chunks
+        assert proc.poll() is None, "the run finished before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        stderr = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert "interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert out.read_text() == "old output\n"
+    assert temp_files(tmp_path) == []
+    assert not Path(str(out) + ".errors.jsonl").exists()
+
+
+def test_cli_accepts_utf8_bom(tmp_path, model_path, texts):
+    corpus = tmp_path / "corpus.jsonl"
+    write_texts(corpus, texts[:3])
+    corpus.write_bytes(b"\xef\xbb\xbf" + corpus.read_bytes())
+    out = tmp_path / "out.jsonl"
+    proc = run_cli(model_path, corpus, out)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["id"] for r in read_jsonl(out)] == [1, 2, 3]
+    assert Path(str(out) + ".errors.jsonl").read_text() == ""
+
+
+@pytest.mark.parametrize("which", ["output", "errors"])
+def test_cli_missing_output_folder(which, tmp_path, texts):
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:3])
+    missing = tmp_path / "missing"
+    out = missing / "out.jsonl" if which == "output" else tmp_path / "out.jsonl"
+    extra = ["--errors", missing / "errors.jsonl"] if which == "errors" else []
+    # A model that cannot load: the folder has to be checked before loading it.
+    proc = run_cli(tmp_path / "no-such-model", corpus, out, *extra)
+    assert_refused(proc, "does not exist", str(missing))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
+
+
+def test_cli_model_that_cannot_load(tmp_path, texts):
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts[:3])
+    proc = run_cli(tmp_path / "no-such-model", corpus, tmp_path / "out.jsonl")
+    assert_refused(proc, "cannot load the pipeline", "no-such-model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
