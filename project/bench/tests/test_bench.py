@@ -3,7 +3,6 @@ helpers, the configs and the results-page generator (no real training)."""
 
 import itertools
 import json
-import sys
 from pathlib import Path
 
 import numpy
@@ -12,14 +11,11 @@ import spacy
 import typer
 from spacy.training import Example
 
-REPO = Path(__file__).resolve().parent.parent
-PROJECT = REPO / "project"
-if str(PROJECT) not in sys.path:
-    sys.path.insert(0, str(PROJECT))
+PROJECT = Path(__file__).resolve().parents[2]
 
 pytest.importorskip("torchcrf")
 
-from bench import configs, report  # noqa: E402
+from bench import configs, report  # noqa: E402  (after the skip: crf_component needs torchcrf)
 from bench import crf_component as crf  # noqa: E402
 from bench import run as bench_run  # noqa: E402
 
