@@ -3,6 +3,9 @@ helpers, the configs and the results-page generator (no real training)."""
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy
@@ -18,6 +21,7 @@ pytest.importorskip("torchcrf")
 from bench import configs, report  # noqa: E402  (after the skip: crf_component needs torchcrf)
 from bench import crf_component as crf  # noqa: E402
 from bench import run as bench_run  # noqa: E402
+from scripts import span_metrics  # noqa: E402
 
 TINY_TOK2VEC = {
     "@architectures": "spacy.HashEmbedCNN.v2", "pretrained_vectors": None, "width": 32, "depth": 1,
@@ -98,11 +102,21 @@ def test_tags_to_spans_reads_stray_inside_tags_as_starts():
 def test_score_predictions_nested_and_outermost():
     gold = {(0, 10, "A"), (0, 4, "B"), (12, 15, "A")}
     pred = {(0, 4, "B"), (12, 15, "A"), (5, 6, "A")}
-    scores = bench_run.score_predictions([pred], [gold])
+    scores = span_metrics.score_predictions([pred], [gold])
     assert scores["overall"]["tp"] == 2 and scores["overall"]["predicted"] == 3
     assert scores["nested_gold"] == {"found": 1, "spans": 2, "recall": 0.5}
     assert scores["outermost"]["gold"] == 2 and scores["outermost"]["tp"] == 1
     assert scores["per_type"]["B"]["f"] == 1.0
+
+
+def test_entry_points_run_as_scripts_from_project():
+    # The bench imports bench and scripts as packages, evaluate.py its sibling span_metrics:
+    # both must work as the commands in project.yml run them, with nothing on PYTHONPATH.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for script in ("bench/run.py", "bench/report.py", "scripts/evaluate.py"):
+        out = subprocess.run([sys.executable, script, "--help"], cwd=PROJECT, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"{script}: {out.stderr}"
 
 
 def test_written_configs_are_current_and_load():
