@@ -4,11 +4,13 @@
 
 Every training run and every timing repeat is its own subprocess and writes one JSON file
 when it finishes; a rerun skips what is on disk, so an interrupted benchmark resumes.
-Layout under the output dir (default bench/runs):
-    {dataset}/{encoder}/{system}/seed{seed}/result.json   (+ model-best/, train.log)
+Layout under the output dir (default bench/runs, kept local):
+    {dataset}/{encoder}/{system}/seed{seed}/result.json   (+ threshold.json, config.cfg, model-best/, train.log)
     {dataset}/{encoder}/timing/{session}/{system}-seed{seed}-r{repeat}.json
 A timing session times its systems alternately, back to back; speed ratios are only
 paired within a session (``--timing-session`` starts a new one, e.g. to add a system).
+``collect`` folds finished runs into the compact files the results page is built from
+(bench/results/*.json, see bench/results.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ if not __package__:
     sys.path.insert(0, str(PROJECT))
 
 from bench.configs import ENCODERS, FLAT_SYSTEMS, SYSTEMS, config_text  # noqa: E402
+from bench.results import Kind, fold  # noqa: E402
 from scripts.span_metrics import CharSpan, char_spans, outermost, score_predictions  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -575,9 +578,24 @@ def profile(
     buf = io.StringIO()
     stats = pstats.Stats(profiler, stream=buf).sort_stats("tottime")
     stats.print_stats(25)
+    listing = relative_listing(buf.getvalue())
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(buf.getvalue(), encoding="utf8")
-    print(buf.getvalue()[:4000])
+    output.write_text(listing, encoding="utf8")
+    print(listing[:4000])
+
+
+def relative_listing(text: str) -> str:
+    """cProfile names files by absolute path: drop the install and checkout folders
+    (site-packages, the standard library, the repository), so a kept listing names
+    packages and project files, not this machine's folders."""
+    import site
+    import sysconfig
+
+    folders = [*site.getsitepackages(), site.getusersitepackages(), sysconfig.get_paths()["stdlib"],
+               str(PROJECT.parent)]
+    for folder in sorted(folders, key=len, reverse=True):  # site-packages before the stdlib above it
+        text = text.replace(folder.rstrip("/") + "/", "")
+    return text
 
 
 # --- orchestration ----------------------------------------------------------------------
@@ -691,6 +709,21 @@ def run(
     status(output=output)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("collect")
+def collect(
+    runs: Annotated[Path, typer.Argument(exists=True, file_okay=False,
+                                         help="Runs dir: bench/runs, bench/runs_tuned or one sweep, bench/sweeps/NAME")],
+    kind: Annotated[Kind, typer.Option(help="runs: into {dataset}.json; tuned: tuned.json; sweep: sweep.json, "
+                                            "under the folder's name")] = Kind.runs,
+    results: Annotated[Path, typer.Option(help="Folder of the compact results files")] = BENCH / "results",
+) -> None:
+    """Fold finished runs (result.json, threshold.json, config.cfg, timing JSON) into the
+    compact results the page is built from; a run already there is replaced. Then rebuild
+    the page with bench/report.py."""
+    for path, (n_runs, n_timings) in fold(runs, kind, results).items():
+        print(f"{path}: {n_runs} runs, {n_timings} timing repeats")
 
 
 @app.command("status")

@@ -18,7 +18,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 pytest.importorskip("torchcrf")
 
-from bench import configs, report  # noqa: E402  (after the skip: crf_component needs torchcrf)
+from bench import configs, report, results  # noqa: E402  (after the skip: crf_component needs torchcrf)
 from bench import crf_component as crf  # noqa: E402
 from bench import run as bench_run  # noqa: E402
 from scripts import span_metrics  # noqa: E402
@@ -162,13 +162,16 @@ def test_report_builds_tables_from_results_json(tmp_path):
             timing = runs / "genia" / "cnn" / "timing" / "s1" / f"{system}-seed0-r{repeat}.json"
             timing.parent.mkdir(parents=True, exist_ok=True)
             timing.write_text(json.dumps(_timing(speed, speed * 10, speed * 40)))
-    results, timings = report.collect(runs)
-    assert len(results) == 3 and len(timings) == 9
-    rows = report.summarize(results, timings)
+    assert results.fold(runs, results.Kind.runs, tmp_path / "results") == {
+        tmp_path / "results" / "genia.json": (3, 9)}
+    data = results.load(tmp_path / "results")
+    runs_, timings = data["runs"], data["timings"]
+    assert len(runs_) == 3 and len(timings) == 9
+    rows = report.summarize(runs_, timings)
     gp = rows[("genia", "cnn", "global_pointer")]
     assert gp["pred_large"] == 11000.0 and gp["repeats"] == 3  # median of the repeats
     assert gp["head_share_large"] == pytest.approx(0.75)
-    page = report.build_page(results, timings, commands=["python bench/run.py run genia"])
+    page = report.build_page(runs_, timings, commands=["python bench/run.py run genia"])
     assert "| global_pointer | 72.0 | 72.0 | 72.0 | 72.0 | 50.0 | 1 | ? |" in page
     assert "| F per type | DNA | protein |" in page
     assert "spancat n-gram sizes covering 99.5% of the training spans: 1-4." in page
@@ -251,14 +254,107 @@ def test_tuned_section_compares_flat_data_with_the_crf():
 
 
 def test_sweep_section_lists_every_run_with_its_budget(tmp_path):
-    for name, system, f in (("global_pointer-lr2e-3", "global_pointer", 0.73), ("spancat", "spancat", 0.70)):
+    sweep = tmp_path / "sweeps" / "device-1"
+    for name, system, f in (("global_pointer-lr2e-3", "global_pointer", 0.73), ("spancat", "spancat", 0.70),
+                            ("global_pointer", "global_pointer", 0.71)):
         result = _result(system, f, 1000.0)
         result.update(max_train_seconds=200.0, steps_run=2900, overrides={"training.optimizer.learn_rate": 0.002}
                       if "lr" in name else {})
-        path = tmp_path / "genia" / "cnn" / name / "result.json"
+        path = sweep / "genia" / "cnn" / name / "result.json"
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps(result))
-    text = "\n".join(report.sweep_section(tmp_path))
-    assert "2 runs, up to 14 at a time" in text
-    assert "| cnn | global_pointer | learn_rate=0.002 | 0 | 200 s | 2900 | 1 | 73.0 | 73.0 | 73.0 | 73.0 | — | 50.0 |" in text
+    results.fold(sweep, results.Kind.sweep, tmp_path / "results")
+    sweeps = results.load(tmp_path / "results")["sweeps"]
+    assert list(sweeps) == ["device-1"]
+    text = "\n".join(report.sweep_section(sweeps["device-1"]))
+    assert "3 runs, up to 14 at a time" in text
+    gp_lr = "| cnn | global_pointer | learn_rate=0.002 | 0 | 200 s | 2900 | 1 | 73.0 | 73.0 | 73.0 | 73.0 | — | 50.0 |"
+    gp = "| cnn | global_pointer | defaults | 0 | 200 s | 2900 | 1 | 71.0 |"
+    assert gp_lr in text and text.index(gp) < text.index(gp_lr)  # a system's runs in run dir order
     assert "| cnn | spancat (99.5% sizes) | defaults | 0 | 200 s | 2900 |" in text
+    page = report.build_page([], [], sweeps=sweeps)
+    assert "## Tuning sweep: device-1" in page
+
+
+def _base_config(encoder, system, **overrides):
+    return spacy.util.load_config_from_str(configs.config_text(encoder, system), overrides=overrides,
+                                           interpolate=False).to_str()
+
+
+def test_collect_folds_runs_with_relative_paths_and_config_overrides(tmp_path):
+    runs = tmp_path / "runs"
+    run = runs / "genia" / "cnn" / "global_pointer" / "seed0"
+    run.mkdir(parents=True)
+    result = _result("global_pointer", 0.72, 5000.0)
+    (run / "result.json").write_text(json.dumps(result))
+    (run / "threshold.json").write_text(json.dumps(
+        {"best_threshold": -0.25, "test_tuned": result["test"], "test_default": result["test"]}))
+    (run / "config.cfg").write_text(_base_config(
+        "cnn", "global_pointer", **{"paths.train": "/elsewhere/project/corpus/bench/genia/train.spacy",
+                                    "training.max_steps": 100}))
+    timing = runs / "genia" / "cnn" / "timing" / "s1" / "global_pointer-seed0-r0.json"
+    timing.parent.mkdir(parents=True)
+    timing.write_text(json.dumps(dict(_timing(1000.0, 9000.0, 20000.0),
+                                      model=str(run / "model-best"), data="/data/test.spacy")))
+    out = tmp_path / "results"
+    results.fold(runs, results.Kind.runs, out)
+    text = (out / "genia.json").read_text(encoding="utf8")
+    assert '"/' not in text  # no absolute path of the machine the runs ran on
+    data = json.loads(text)
+    assert data["kind"] == "runs" and len(text.splitlines()) == 9  # one record a line
+    (record,) = data["runs"]
+    assert record["path"] == "genia/cnn/global_pointer/seed0"
+    assert record["config_overrides"] == {"paths.train": "corpus/bench/genia/train.spacy", "training.max_steps": 100}
+    assert "config_removed" not in record
+    assert record["threshold"] == {"best_threshold": -0.25, "test_tuned": result["test"]}  # test_default == test
+    (timed,) = data["timings"]
+    assert (timed["system"], timed["session"], timed["seed"], timed["repeat"]) == ("global_pointer", "s1", 0, 0)
+    assert timed["model"].endswith("model-best") and not timed["model"].startswith("/")
+    assert timed["data"] == "test.spacy"  # outside any project: the name alone
+
+    # Folding again replaces a run; other runs (a later seed, another dataset) are added.
+    result["test"]["overall"]["f"] = 0.5
+    (run / "result.json").write_text(json.dumps(result))
+    (run / "config.cfg").unlink()
+    seed1 = runs / "genia" / "cnn" / "global_pointer" / "seed1"
+    seed1.mkdir()
+    (seed1 / "result.json").write_text(json.dumps(dict(result, seed=1)))
+    other = tmp_path / "more" / "weibo" / "cnn" / "crf" / "seed0"
+    other.mkdir(parents=True)
+    (other / "result.json").write_text(json.dumps(dict(_result("crf", 0.6, 1.0, flat=True), dataset="weibo")))
+    results.fold(runs, results.Kind.runs, out)
+    assert results.fold(tmp_path / "more", results.Kind.runs, out) == {out / "weibo.json": (1, 0)}
+    loaded = results.load(out)
+    assert [(r["dataset"], r["seed"], r["test"]["overall"]["f"]) for r in loaded["runs"]] == [
+        ("genia", 0, 0.5), ("genia", 1, 0.5), ("weibo", 0, 0.6)]
+    assert len(loaded["timings"]) == 1
+    with pytest.raises(ValueError, match="kind"):
+        (out / "tuned.json").write_text(json.dumps({"kind": "runs", "runs": []}))
+        results.fold(runs, results.Kind.tuned, out)
+
+
+def test_config_overrides_rebuild_the_run_config():
+    # As train-one writes it for Chinese: another tokenizer, filling an empty base section.
+    blank = spacy.blank("zh").config
+    run = _base_config("cnn", "crf", **{"nlp.lang": "zh", "nlp.tokenizer": dict(blank["nlp"]["tokenizer"]),
+                                       "initialize.tokenizer": dict(blank["initialize"]["tokenizer"]),
+                                       "system.seed": 2})
+    base = configs.config_text("cnn", "crf")
+    overrides, removed = results.config_diff(run, base)
+    assert overrides["nlp.tokenizer.@tokenizers"] == "spacy.zh.ChineseTokenizer" and overrides["system.seed"] == 2
+    assert removed == []
+    def flat(text):
+        return results._flatten(spacy.util.load_config_from_str(text, interpolate=False))
+
+    rebuilt = {**flat(base), **overrides}
+    del rebuilt["initialize.tokenizer"]  # the empty section the overrides fill
+    assert rebuilt == flat(run)
+
+
+def test_profile_listing_names_no_install_or_checkout_folder():
+    import site
+
+    line = f"  8  0.011  {site.getsitepackages()[0]}/thinc/layers/residual.py:28(forward)\n"
+    here = f"  1  0.001  {bench_run.PROJECT}/bench/crf_component.py:228(_gold_tags)\n"
+    assert bench_run.relative_listing(line + here) == (
+        "  8  0.011  thinc/layers/residual.py:28(forward)\n  1  0.001  project/bench/crf_component.py:228(_gold_tags)\n")
