@@ -189,7 +189,8 @@ def project_run(tmp_path_factory):
     """A copy of the project (without generated files) after `weasel run all`."""
     pytest.importorskip("spacy_globalpointer")
     root = tmp_path_factory.mktemp("project") / "project"
-    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(*GENERATED, "__pycache__", "runs"))
+    # Benchmark runs and sweeps stay local and may hold trained models: not copied.
+    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(*GENERATED, "__pycache__", "runs*", "sweeps"))
     result = _run(
         ["-m", "weasel", "run", "all", root, "--vars.max_steps", "100", "--vars.eval_frequency", "50"],
         cwd=root,

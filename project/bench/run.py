@@ -4,11 +4,13 @@
 
 Every training run and every timing repeat is its own subprocess and writes one JSON file
 when it finishes; a rerun skips what is on disk, so an interrupted benchmark resumes.
-Layout under the output dir (default bench/runs):
-    {dataset}/{encoder}/{system}/seed{seed}/result.json   (+ model-best/, train.log)
+Layout under the output dir (default bench/runs, kept local):
+    {dataset}/{encoder}/{system}/seed{seed}/result.json   (+ threshold.json, config.cfg, model-best/, train.log)
     {dataset}/{encoder}/timing/{session}/{system}-seed{seed}-r{repeat}.json
 A timing session times its systems alternately, back to back; speed ratios are only
 paired within a session (``--timing-session`` starts a new one, e.g. to add a system).
+``collect`` folds finished runs into the compact files the results page is built from
+(bench/results/*.json, see bench/results.py).
 """
 
 from __future__ import annotations
@@ -22,18 +24,21 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import typer
 from typing_extensions import Annotated
 
 BENCH = Path(__file__).resolve().parent
 PROJECT = BENCH.parent
-for _p in (PROJECT, PROJECT / "scripts"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+if not __package__:
+    # Run as `python bench/run.py` (also the runner's own subprocesses): import bench and
+    # scripts as packages of project/, as the tests and `python -m bench.run` do.
+    sys.path.insert(0, str(PROJECT))
 
 from bench.configs import ENCODERS, FLAT_SYSTEMS, SYSTEMS, config_text  # noqa: E402
+from bench.results import Kind, fold  # noqa: E402
+from scripts.span_metrics import CharSpan, char_spans, outermost, score_predictions  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -145,10 +150,10 @@ def prepare_corpus(dataset: str, data_dir: Path, corpus_dir: Path) -> Dict[str, 
         return json.loads(stats_path.read_text())
     import numpy
     import spacy
-    from convert_jsonl import Alignment, convert_records
     from spacy.tokens import DocBin
     from spacy.util import filter_spans
-    from span_utils import read_jsonl
+
+    from scripts.span_utils import Alignment, convert_records, read_jsonl
 
     spec = DATASETS[dataset]
     records = {split: list(read_jsonl(data_dir / rel)) for split, rel in spec["splits"].items()}
@@ -191,66 +196,12 @@ def prepare_corpus(dataset: str, data_dir: Path, corpus_dir: Path) -> Dict[str, 
     return stats
 
 
-# --- scoring ----------------------------------------------------------------------------
-
-CharSpan = Tuple[int, int, str]
-
-
-def _char_spans(spans: Iterable[Any]) -> set:
-    return {(s.start_char, s.end_char, s.label_) for s in spans}
-
-
-def _outermost(spans: set) -> set:
-    return {a for a in spans if not any(b != a and b[0] <= a[0] and a[1] <= b[1]
-                                        and (b[0], b[1]) != (a[0], a[1]) for b in spans)}
-
-
-def _prf(tp: int, n_pred: int, n_gold: int) -> Dict[str, float]:
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / n_gold if n_gold else 0.0
-    return {"p": p, "r": r, "f": 2 * p * r / (p + r) if p + r else 0.0,
-            "tp": tp, "predicted": n_pred, "gold": n_gold}
-
-
-def score_predictions(pred_sets: Sequence[set], gold_sets: Sequence[set]) -> Dict[str, Any]:
-    """P/R/F on character offsets (tokenization-independent), overall, per type, against
-    the outermost gold spans, and recall on nested gold spans."""
-    from evaluate import nested_gold
-
-    tp = n_pred = n_gold = 0
-    per_type: Dict[str, List[int]] = {}
-    outer = [0, 0, 0]
-    nested = [0, 0]
-    for pred, gold in zip(pred_sets, gold_sets, strict=True):
-        tp += len(pred & gold)
-        n_pred += len(pred)
-        n_gold += len(gold)
-        for label in {s[2] for s in pred | gold}:
-            counts = per_type.setdefault(label, [0, 0, 0])
-            p_l = {s for s in pred if s[2] == label}
-            g_l = {s for s in gold if s[2] == label}
-            counts[0] += len(p_l & g_l)
-            counts[1] += len(p_l)
-            counts[2] += len(g_l)
-        gold_outer = _outermost(gold)
-        outer[0] += len(pred & gold_outer)
-        outer[1] += len(pred)
-        outer[2] += len(gold_outer)
-        n = nested_gold(gold)
-        nested[0] += len(n & pred)
-        nested[1] += len(n)
-    return {
-        "overall": _prf(tp, n_pred, n_gold),
-        "per_type": {label: _prf(*c) for label, c in sorted(per_type.items())},
-        "outermost": _prf(*outer),
-        "nested_gold": {"found": nested[0], "spans": nested[1],
-                        "recall": nested[0] / nested[1] if nested[1] else None},
-    }
+# --- predictions and gold (scored by scripts/span_metrics.py) ---------------------
 
 
 def predict_sets(nlp: Any, texts: Sequence[str], flat: bool, batch_size: int = 256) -> List[set]:
     return [
-        _char_spans(doc.ents if flat else doc.spans.get(SPANS_KEY, []))
+        char_spans(doc.ents if flat else doc.spans.get(SPANS_KEY, []))
         for doc in nlp.pipe(texts, batch_size=batch_size)
     ]
 
@@ -275,7 +226,7 @@ def load_gold(path: Path, lang: str) -> Tuple[List[str], List[set]]:
     from spacy.tokens import DocBin
 
     docs = list(DocBin().from_disk(path).get_docs(spacy.blank(lang).vocab))
-    return [d.text for d in docs], [_char_spans(d.spans[SPANS_KEY]) for d in docs]
+    return [d.text for d in docs], [char_spans(d.spans[SPANS_KEY]) for d in docs]
 
 
 # --- one training run -------------------------------------------------------------------
@@ -364,7 +315,7 @@ def train_one(
     optimizer = T["optimizer"]
     dev_texts, dev_gold = load_gold(paths["dev"], spec["lang"])
     if flat:
-        dev_gold = [_outermost(g) for g in dev_gold]
+        dev_gold = [outermost(g) for g in dev_gold]
     batches = create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"])
     tag = f"[{dataset.value}/{encoder}/{system}/seed{seed}]"
     curve: List[Dict[str, Any]] = []
@@ -627,9 +578,24 @@ def profile(
     buf = io.StringIO()
     stats = pstats.Stats(profiler, stream=buf).sort_stats("tottime")
     stats.print_stats(25)
+    listing = relative_listing(buf.getvalue())
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(buf.getvalue(), encoding="utf8")
-    print(buf.getvalue()[:4000])
+    output.write_text(listing, encoding="utf8")
+    print(listing[:4000])
+
+
+def relative_listing(text: str) -> str:
+    """cProfile names files by absolute path: drop the install and checkout folders
+    (site-packages, the standard library, the repository), so a kept listing names
+    packages and project files, not this machine's folders."""
+    import site
+    import sysconfig
+
+    folders = [*site.getsitepackages(), site.getusersitepackages(), sysconfig.get_paths()["stdlib"],
+               str(PROJECT.parent)]
+    for folder in sorted(folders, key=len, reverse=True):  # site-packages before the stdlib above it
+        text = text.replace(folder.rstrip("/") + "/", "")
+    return text
 
 
 # --- orchestration ----------------------------------------------------------------------
@@ -743,6 +709,21 @@ def run(
     status(output=output)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("collect")
+def collect(
+    runs: Annotated[Path, typer.Argument(exists=True, file_okay=False,
+                                         help="Runs dir: bench/runs, bench/runs_tuned or one sweep, bench/sweeps/NAME")],
+    kind: Annotated[Kind, typer.Option(help="runs: into {dataset}.json; tuned: tuned.json; sweep: sweep.json, "
+                                            "under the folder's name")] = Kind.runs,
+    results: Annotated[Path, typer.Option(help="Folder of the compact results files")] = BENCH / "results",
+) -> None:
+    """Fold finished runs (result.json, threshold.json, config.cfg, timing JSON) into the
+    compact results the page is built from; a run already there is replaced. Then rebuild
+    the page with bench/report.py."""
+    for path, (n_runs, n_timings) in fold(runs, kind, results).items():
+        print(f"{path}: {n_runs} runs, {n_timings} timing repeats")
 
 
 @app.command("status")

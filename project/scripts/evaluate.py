@@ -6,41 +6,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, List
 
 import spacy
 import typer
 from spacy.scorer import Scorer
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
+from span_metrics import char_spans, nested_gold, prf
 from typing_extensions import Annotated
-
-CharKey = Tuple[int, int, str]
-
-
-def char_spans(doc: Doc, key: str) -> Set[CharKey]:
-    # Character offsets, so gold and predicted tokenizations need not agree.
-    return {(s.start_char, s.end_char, s.label_) for s in doc.spans.get(key, [])}
-
-
-def nested_gold(spans: Set[CharKey]) -> Set[CharKey]:
-    """Gold spans inside, or containing, another gold span."""
-    out = set()
-    for a in spans:
-        for b in spans:
-            if a[:2] != b[:2] and (
-                (b[0] <= a[0] and a[1] <= b[1]) or (a[0] <= b[0] and b[1] <= a[1])
-            ):
-                out.add(a)
-                break
-    return out
-
-
-def prf(tp: int, n_pred: int, n_gold: int) -> Dict[str, float]:
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / n_gold if n_gold else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return {"p": p, "r": r, "f": f}
 
 
 def evaluate(model: str, data_path: Path, spans_key: str = "sc", batch_size: int = 64) -> Dict[str, Any]:
@@ -59,7 +33,8 @@ def evaluate(model: str, data_path: Path, spans_key: str = "sc", batch_size: int
     n_nested = n_nested_found = 0
     tp = n_pred = n_gold = 0
     for pred, gold in zip(pred_docs, gold_docs, strict=True):
-        gold_set, pred_set = char_spans(gold, spans_key), char_spans(pred, spans_key)
+        gold_set = char_spans(gold.spans.get(spans_key, []))
+        pred_set = char_spans(pred.spans.get(spans_key, []))
         nested = nested_gold(gold_set)
         n_nested += len(nested)
         n_nested_found += len(nested & pred_set)
