@@ -46,7 +46,7 @@ def _global_pointer(efficient: bool) -> str:
 [components.global_pointer]
 factory = "global_pointer"
 spans_key = "sc"
-threshold = 0.0
+threshold = 0.5
 annotate_ents = false
 
 [components.global_pointer.model]

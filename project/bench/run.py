@@ -16,6 +16,7 @@ paired within a session (``--timing-session`` starts a new one, e.g. to add a sy
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
@@ -378,10 +379,11 @@ def train_one(
 
 # --- decision threshold tuned on dev -------------------------------------------------------
 
-# Grids for the systems whose spans carry a score: global_pointer's span logit (trained
-# boundary 0) and spancat's probability (default 0.5).
+# Grids for the systems whose spans carry a probability. global_pointer's is the sigmoid
+# of the span logit -3..1 in steps of 0.25 (the grid of the runs before 0.2.0, when its
+# threshold was a logit: the results from then record logits); spancat's is 0.1..0.9.
 THRESHOLD_GRIDS = {
-    "global_pointer": [round(-3.0 + 0.25 * i, 2) for i in range(17)],
+    "global_pointer": [round(1 / (1 + math.exp(3.0 - 0.25 * i)), 4) for i in range(17)],
     "spancat": [round(0.1 + 0.05 * i, 2) for i in range(17)],
 }
 
