@@ -4,7 +4,9 @@ workflow end to end on the demo corpus."""
 import importlib
 import importlib.util
 import json
+import os
 import shutil
+import site
 import subprocess
 import sys
 import venv
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.tokens import DocBin
+from weasel.util import load_project_config
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "project"
@@ -223,29 +226,104 @@ def test_visualize_shows_nested_spans(project_run):
     assert "top: 40px" in html and "top: 57px" in html
 
 
+def _site_view(dest: Path) -> Path:
+    """A folder of links to what the running interpreter has installed (its site
+    directories, first one first), except spacy-globalpointer: its code, dist-info and
+    editable-install hooks are left out. Listed in a .pth file of a fresh venv, it gives
+    the venv spaCy, torch and the rest offline whether the tests run in a venv (whose
+    base interpreter may have none of them) or in a system interpreter. .pth files are
+    left out too: they are not read from a folder that a .pth file lists."""
+    dest.mkdir()
+    dirs = site.getsitepackages() + ([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])
+    for directory in map(Path, dirs):
+        if not directory.is_dir():
+            continue
+        for entry in sorted(directory.iterdir()):
+            name = entry.name.lower().replace("-", "_")
+            link = dest / entry.name
+            if "spacy_globalpointer" in name or entry.suffix in (".pth", ".egg-link") or os.path.lexists(link):
+                continue
+            link.symlink_to(entry)
+    return dest
+
+
+def _venv_run(python: Path, args, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    # -I: no PYTHONPATH, no user site, no current directory on sys.path; the environment
+    # is cleaned as well, for what pip might start.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    result = subprocess.run(
+        [str(python), "-I", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    if check:
+        assert result.returncode == 0, f"{args}\nSTDOUT:\n{result.stdout}\nSTDERR:\n{result.stderr}"
+    return result
+
+
+# Where spacy-globalpointer (module and distribution) and spaCy come from, in the venv.
+_PROBE = """
+import importlib.metadata as md, importlib.util, json, sys
+def dist(name):
+    try:
+        d = md.distribution(name)
+    except md.PackageNotFoundError:
+        return None
+    return {"version": d.version, "location": str(d.locate_file("")), "direct_url": d.read_text("direct_url.json")}
+spec = importlib.util.find_spec("spacy_globalpointer")
+out = {"module": spec and spec.origin, "dist": dist("spacy-globalpointer"),
+       "spacy": importlib.util.find_spec("spacy").origin}
+"""
+
+
 @pytest.mark.slow
 def test_package_installs_and_loads_in_fresh_venv(project_run, tmp_path):
-    if not (importlib.util.find_spec("build") or importlib.util.find_spec("wheel")):
-        pytest.skip("spacy package needs 'build' (or 'wheel') to make a wheel: pip install build")
+    if not importlib.util.find_spec("build"):
+        pytest.skip("the package step builds wheels with 'build': pip install build")
+    if not importlib.util.find_spec("pip"):
+        pytest.skip("pip is needed to install the wheels")
     root, _ = project_run
-    _run(["-m", "weasel", "run", "package", root], cwd=root)
-    wheels = list((root / "packages").glob("*/dist/*.whl"))
-    assert len(wheels) == 1, wheels
+    overrides = {"vars.repo_dir": str(REPO)}
+    _run(["-m", "weasel", "run", "package", root, "--vars.repo_dir", REPO], cwd=root)
+    (command,) = [c for c in load_project_config(root, overrides=overrides)["commands"] if c["name"] == "package"]
+    outputs = sorted(root / path for path in command["outputs_no_cache"])
+    wheels = sorted((root / "packages").glob("*/dist/*.whl"))
+    # Both wheels, under the names the command declares (the version of ../setup.cfg).
+    assert wheels == outputs and len(wheels) == 2, (wheels, outputs)
+    pipeline_wheel, gp_wheel = wheels
+    assert gp_wheel.name.startswith("spacy_globalpointer-"), wheels
+
+    # A venv that has spaCy, torch etc. from the running interpreter, spacy-globalpointer not.
     env = tmp_path / "venv"
-    # System site-packages provide spaCy and spacy-globalpointer: the test runs offline.
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env)
+    venv.EnvBuilder(with_pip=False).create(env)
     python = env / "bin" / "python"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index", "--quiet", str(wheels[0])],
-        check=True, capture_output=True, text=True, timeout=300,
+    purelib = Path(_venv_run(python, ["-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], tmp_path).stdout.strip())
+    (purelib / "outer_site.pth").write_text(f"{_site_view(tmp_path / 'site')}\n", encoding="utf8")
+    probe = _PROBE + "print(json.dumps(out))"
+    before = json.loads(_venv_run(python, ["-c", probe], tmp_path).stdout)
+    assert before["module"] is None and before["dist"] is None, before
+
+    # The pipeline alone does not install: its requirement is on no index (nor in the venv).
+    pip = ["-m", "pip", "install", "--no-index", "--disable-pip-version-check"]
+    alone = _venv_run(python, [*pip, pipeline_wheel], tmp_path, check=False)
+    assert alone.returncode != 0 and "spacy-globalpointer" in alone.stderr, alone.stderr
+    # With the wheel beside it, it does; spacy-globalpointer is then the built wheel's.
+    _venv_run(python, [*pip, *wheels], tmp_path)
+    text = "Analysts at the Bank of England expect the University of Edinburgh to grow."
+    code = _PROBE + (
+        "import spacy\n"
+        "doc = spacy.load('en_globalpointer_demo')(sys.argv[1])\n"
+        "out['spans'] = [[s.start_char, s.end_char, s.label_] for s in doc.spans['sc']]\n"
+        "print(json.dumps(out))\n"
     )
-    code = (
-        "import spacy; nlp = spacy.load('en_globalpointer_demo'); "
-        "doc = nlp('The Bank of Japan met.'); print(sorted(s.label_ for s in doc.spans['sc']))"
-    )
-    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "ORG" in out.stdout
+    after = json.loads(_venv_run(python, ["-c", code, text], tmp_path).stdout)
+    assert Path(after["module"]).resolve().is_relative_to(purelib.resolve()), after
+    assert Path(after["dist"]["location"]).resolve() == purelib.resolve(), after
+    direct_url = json.loads(after["dist"]["direct_url"])
+    assert direct_url["url"] == gp_wheel.as_uri() and "dir_info" not in direct_url, direct_url
+    assert not Path(after["spacy"]).resolve().is_relative_to(purelib.resolve()), after
+    # The installed pipeline is the trained one: the same spans as training/model-best.
+    doc = spacy.load(root / "training" / "model-best")(text)
+    assert after["spans"] == [[s.start_char, s.end_char, s.label_] for s in doc.spans["sc"]]
+    assert after["spans"], after
 
 
 def test_readme_section_is_generated_by_weasel_document(tmp_path):
