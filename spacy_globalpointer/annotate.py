@@ -315,7 +315,7 @@ def _pyarrow() -> Any:
         import pyarrow
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "pyarrow is needed for Parquet and Ray Data: pip install 'spacy-globalpointer[ray]'"
+            "pyarrow is needed for Parquet and Ray Data: pip install 'pyarrow>=12' (or the ray extra of spacy-globalpointer)"
         ) from err
     return pyarrow
 

@@ -13,7 +13,7 @@ Usage::
     )
     out.write_parquet("s3://bucket/spans/")
 
-Ray is an optional dependency (``pip install 'spacy-globalpointer[ray]'``); importing
+Ray is an optional dependency (the ``ray`` extra: ``pip install -e '.[ray]'`` in a clone); importing
 this module works without it, and building a predictor explains what is missing.
 """
 
@@ -42,7 +42,7 @@ def require_ray() -> Any:
     except ImportError as err:
         raise ImportError(
             "Ray Data is not installed. Install the optional extra: "
-            "pip install 'spacy-globalpointer[ray]'  (ray[data]>=2.9, pyarrow>=12)"
+            "pip install 'ray[data]>=2.9' 'pyarrow>=12' (the ray extra of spacy-globalpointer)"
         ) from err
     return ray
 
