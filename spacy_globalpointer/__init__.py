@@ -4,12 +4,14 @@ from .augment import create_whitespace_augmenter
 from .model import build_global_pointer
 from .pipeline import GlobalPointer, make_global_pointer
 from .scorer import gp_score, make_gp_scorer
+from .tokenizer import create_language_tokenizer
 
 __version__ = "0.2.0"
 
 __all__ = [
     "GlobalPointer",
     "build_global_pointer",
+    "create_language_tokenizer",
     "create_whitespace_augmenter",
     "gp_score",
     "make_global_pointer",

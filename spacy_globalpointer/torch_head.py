@@ -20,12 +20,18 @@ ROPE_BASE = 10000.0
 ROW_BLOCK = 2048
 
 
+# Whether a GlobalPointerHead has run in this process (and so started torch's thread pool).
+_ran_in_this_process = False
+
+
 def _one_thread_after_fork() -> None:
-    # libgomp's thread pool does not survive fork(): a forked child (nlp.pipe with
-    # n_process > 1 under the default "fork" start method) hangs in its first parallel
-    # torch op. One intra-op thread per child avoids the pool; the processes already
-    # share out the cores.
-    torch.set_num_threads(1)
+    # libgomp's thread pool does not survive fork(): a child forked after the pool started
+    # (nlp.pipe with n_process > 1 under the default "fork" start method) hangs in its first
+    # parallel torch op. One intra-op thread avoids the pool; the processes already share
+    # out the cores. A process that imported the package but never ran the head (a
+    # pre-forking server, DataLoader workers) keeps its thread settings.
+    if _ran_in_this_process:
+        torch.set_num_threads(1)
 
 
 if hasattr(os, "register_at_fork"):
@@ -130,6 +136,8 @@ class GlobalPointerHead(nn.Module):
         width - 1 keys after it), so the q/k intermediates stay O(ROW_BLOCK) while
         the scores are the same as in one pass.
         """
+        global _ran_in_this_process
+        _ran_in_this_process = True
         length = X.shape[1]
         if length <= ROW_BLOCK:
             return self._score_rows(X, 0, length, width)

@@ -184,6 +184,22 @@ def test_configs_fill_and_validate(config, tiny_corpus, tmp_path):
     assert "Config is valid" in result.stdout
 
 
+@pytest.mark.parametrize("config", ["cpu.cfg", "bilstm.cfg", "trf.cfg"])
+def test_configs_take_the_tokenizer_of_the_language(config):
+    """A user who sets lang = "zh" gets spaCy's Chinese tokenizer (one token a character),
+    not the English one that makes a whole clause one token."""
+    pytest.importorskip("spacy_globalpointer")
+    if config == "trf.cfg":
+        pytest.importorskip("spacy_transformers")
+    loaded = spacy.util.load_config(PROJECT / "configs" / config, overrides={"nlp.lang": "zh"})
+    nlp = spacy.util.load_model_from_config(loaded, auto_fill=True, validate=False)
+    assert [t.text for t in nlp.make_doc("患者北京大学医院，发热3天")] == list("患者北京大学医院，发热3天")
+    english = spacy.util.load_model_from_config(
+        spacy.util.load_config(PROJECT / "configs" / config), auto_fill=True, validate=False
+    )
+    assert [t.text for t in english.make_doc("Bank of England's")] == ["Bank", "of", "England", "'s"]
+
+
 # --- the `all` workflow ----------------------------------------------------------------
 
 
