@@ -412,7 +412,24 @@ class GlobalPointer(TrainablePipe):
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
             "model": lambda b: self._load_model(b, f"'{self.name}' model bytes"),
         }
-        util.from_bytes(bytes_data, deserialize, exclude)
+        # spaCy's util.from_bytes, but a damaged message or a missing part is an error
+        # that names the component, never weights silently left unread.
+        try:
+            msg = srsly.msgpack_loads(bytes_data)
+        except ValueError as err:
+            raise ValueError(
+                f"Cannot load '{self.name}' from bytes: {err}. The bytes may be truncated or "
+                "corrupted."
+            ) from err
+        missing = [key for key in ("cfg", "model") if key not in exclude and key not in msg]
+        if missing:
+            raise ValueError(
+                f"Cannot load '{self.name}' from bytes: no {missing} in them; they are not a "
+                "serialised global_pointer component, or are truncated or corrupted."
+            )
+        for key, setter in deserialize.items():
+            if key not in exclude and key in msg:
+                setter(msg[key])
         return self
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from thinc.api import NumpyOps
 
-from spacy_globalpointer.band import boundary_tokens, valid_cells
+from spacy_globalpointer.band import boundary_tokens, span_mask, valid_cells
 from spacy_globalpointer.scoring import decode_spans, global_pointer_loss
 
 OPS = NumpyOps()
@@ -95,3 +95,9 @@ def test_a_mask_of_the_wrong_shape_names_it():
         global_pointer_loss(
             OPS, [scores], [numpy.zeros((0, 3), dtype="i")], [numpy.ones((3, 3), dtype=bool)]
         )
+
+
+def test_span_mask_marks_real_spans():
+    mask = span_mask(NumpyOps(), 3, 2)
+    assert mask.tolist() == [[True, True], [True, True], [True, False]]
+

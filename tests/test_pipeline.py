@@ -77,6 +77,7 @@ def test_empty_whitespace_and_mixed_batches(trained_nlp):
     assert list(nlp.pipe(["", ""]))[0].spans["sc"].attrs["scores"].shape == (0,)
 
 
+@pytest.mark.slow
 def test_multiprocess_pipe_matches_single_process(trained_nlp):
     nlp, _ = trained_nlp
     texts = [text for text, _ in NESTED_TRAIN] * 4
@@ -174,23 +175,36 @@ def test_default_config_architecture_output_shapes():
     assert [y.shape for y in Y] == [(5, 5, 4), (0, 0, 4), (40, 32, 4)]  # max_length = 32
 
 
-@pytest.mark.parametrize(
-    "name,registry_name",
-    [
-        ("spacy-globalpointer.GlobalPointer.v1", "architectures"),
-        ("spacy-globalpointer.spans_scorer.v1", "scorers"),
-    ],
-)
-def test_registry_names_resolve(name, registry_name):
-    assert callable(registry.get(registry_name, name))
+REGISTERED = {
+    "spacy_factories": {"global_pointer"},
+    "spacy_architectures": {"spacy-globalpointer.GlobalPointer.v1"},
+    "spacy_scorers": {"spacy-globalpointer.spans_scorer.v1"},
+    "spacy_augmenters": {"spacy-globalpointer.whitespace_augmenter.v1"},
+    "spacy_tokenizers": {"spacy-globalpointer.language_tokenizer.v1"},
+}
 
 
-def test_factory_is_registered_through_entry_point():
-    from spacy.language import Language
+def test_every_entry_point_is_the_registered_function():
+    """The installed entry points (setup.cfg) name exactly the registered functions, so a
+    typo or a missing entry point fails here rather than in a user's spacy train."""
+    from importlib.metadata import distribution
 
-    assert Language.has_factory("global_pointer")
-    meta = Language.get_factory_meta("global_pointer")
-    assert meta.default_score_weights["spans_sc_f"] == 1.0
+    entry_points = [ep for ep in distribution("spacy-globalpointer").entry_points if ep.group.startswith("spacy_")]
+    found = {}
+    for ep in entry_points:
+        found.setdefault(ep.group, set()).add(ep.name)
+        registered = getattr(registry, ep.group[len("spacy_") :]).get(ep.name)
+        assert ep.load() is registered, ep
+    assert found == REGISTERED
+
+
+def test_registered_scorer_gives_spancat_scores(trained_nlp):
+    nlp, examples = trained_nlp
+    scorer = registry.get("scorers", "spacy-globalpointer.spans_scorer.v1")()
+    predicted = [Example(nlp(eg.reference.text), eg.reference) for eg in examples]
+    scores = scorer(predicted, spans_key="sc", labels=["GPE", "ORG"])
+    assert scores["spans_sc_f"] == 1.0 and set(scores["spans_sc_per_type"]) == {"GPE", "ORG"}
+    assert "ents_f" not in scores
 
 
 @pytest.mark.parametrize(

@@ -115,6 +115,7 @@ def test_misaligned_spans_are_counted_and_listed():
     assert _offsets(_docs(split_bin)[0]) == [(0, 5, "X"), (24, 31, "cell_type")]
 
 
+@pytest.mark.slow
 def test_convert_cli_writes_report(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps(_misaligned_record()) + "\n", encoding="utf8")
@@ -133,6 +134,7 @@ def test_convert_cli_writes_report(tmp_path):
     not (GENIA / "GENIAcorpus3.02.tgz").exists(),
     reason=f"GENIA tgz not found at {GENIA}/GENIAcorpus3.02.tgz (shared benchmark data absent)",
 )
+@pytest.mark.slow
 def test_genia_converter_matches_published_counts(tmp_path):
     genia = _script("convert_genia")
     stats = genia.convert(GENIA / "GENIAcorpus3.02.tgz", GENIA / "splits", tmp_path)
@@ -166,6 +168,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["cpu.cfg", "bilstm.cfg", "trf.cfg"])
 def test_configs_fill_and_validate(config, tiny_corpus, tmp_path):
     pytest.importorskip("spacy_globalpointer")
@@ -342,6 +345,7 @@ def test_package_installs_and_loads_in_fresh_venv(project_run, tmp_path):
     assert after["spans"], after
 
 
+@pytest.mark.slow
 def test_readme_section_is_generated_by_weasel_document(tmp_path):
     readme = tmp_path / "README.md"
     shutil.copy(PROJECT / "README.md", readme)

@@ -76,6 +76,7 @@ learn_rate = 0.005
 """
 
 
+@pytest.mark.slow
 def test_spacy_train_cli_writes_model_best_that_predicts(tmp_path: Path):
     nlp = spacy.blank("en")
     corpus = tmp_path / "train.spacy"
@@ -97,6 +98,7 @@ def test_spacy_train_cli_writes_model_best_that_predicts(tmp_path: Path):
     assert len(doc.spans["sc"].attrs["scores"]) == len(doc.spans["sc"])
 
 
+@pytest.mark.slow
 def test_fresh_interpreter_finds_factory_without_import(tmp_path: Path):
     # Entry points register the factory: the script never imports spacy_globalpointer.
     script = textwrap.dedent(

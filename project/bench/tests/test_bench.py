@@ -109,6 +109,7 @@ def test_score_predictions_nested_and_outermost():
     assert scores["per_type"]["B"]["f"] == 1.0
 
 
+@pytest.mark.slow
 def test_entry_points_run_as_scripts_from_project():
     # The bench imports bench and scripts as packages, evaluate.py its sibling span_metrics:
     # both must work as the commands in project.yml run them, with nothing on PYTHONPATH.
