@@ -51,6 +51,7 @@ class Dataset(str, Enum):
     genia = "genia"
     cluener = "cluener"
     weibo = "weibo"
+    conll2003 = "conll2003"
 
 
 # lang, alignment of span edges, split files, held-out split.
@@ -66,7 +67,20 @@ DATASETS: Dict[str, Dict[str, Any]] = {
     "weibo": {"lang": "zh", "alignment": "strict", "heldout": "test",
               "splits": {"train": "weibo/train.jsonl", "dev": "weibo/dev.jsonl", "test": "weibo/test.jsonl"},
               "systems": list(SYSTEMS)},
+    "conll2003": {"lang": "en", "alignment": "strict", "heldout": "test",
+                  "splits": {"train": "conll2003/train.jsonl", "dev": "conll2003/dev.jsonl",
+                             "test": "conll2003/test.jsonl"},
+                  "systems": ["global_pointer", "global_pointer_efficient", "crf", "ner"]},
 }
+
+
+def patience_exhausted(curve: Sequence[Dict[str, Any]], patience: int) -> bool:
+    """Whether the dev F has not improved on its best for `patience` steps: spaCy's
+    patience, on the benchmark's own dev curve (0: never)."""
+    if not patience or not curve:
+        return False
+    best = max(curve, key=lambda point: (point["dev"]["f"], -point["step"]))
+    return curve[-1]["step"] - best["step"] >= patience
 
 
 def _set_threads(threads: int) -> None:
@@ -268,6 +282,10 @@ def train_one(
     threads: Annotated[int, typer.Option(help="torch/BLAS threads")] = 1,
     max_train_seconds: Annotated[float, typer.Option(
         help="Also stop when the updates have taken this long (0: no limit); the steps reached are recorded")] = 0.0,
+    patience: Annotated[int, typer.Option(
+        help="Also stop when dev F has not improved for this many steps (0: off); --steps is then the cap")] = 0,
+    train_limit: Annotated[int, typer.Option(
+        help="Train on the first N training docs only (0: all); the same subset for every system")] = 0,
     set_: Annotated[Optional[List[str]], typer.Option(
         "--set", help="Config override KEY=VALUE (JSON value), e.g. training.optimizer.learn_rate=0.002; repeatable")] = None,
 ) -> None:
@@ -292,6 +310,7 @@ def train_one(
         "paths.train": str(paths["train"]), "paths.dev": str(paths["dev"]),
         "nlp.lang": spec["lang"], "system.seed": seed,
         "training.max_steps": steps, "training.eval_frequency": eval_every,
+        "corpora.train.limit": train_limit,
     }
     if system == "spancat":
         overrides["components.spancat.suggester.sizes"] = stats["spancat_sizes"]
@@ -324,6 +343,7 @@ def train_one(
     words = 0
     losses: Dict[str, float] = {}
     best: Dict[str, Any] = {"dev_f": -1.0}
+    stopped_by: Optional[str] = None
     for step, (epoch, batch) in enumerate(batches, start=1):
         n_words = sum(len(eg.predicted) for eg in batch)
         start = time.perf_counter()
@@ -348,11 +368,14 @@ def train_one(
                   f"train {words / train_seconds:.0f} words/s | {point['wall_seconds']:.0f}s",
                   flush=True)
             losses = {}
-        if step >= steps:
+        stopped_by = "steps" if step >= steps else "time" if time_up else None
+        if stopped_by is None and step % eval_every == 0 and patience_exhausted(curve, patience):
+            stopped_by = "patience"
+        if stopped_by:
+            print(f"{tag} stopped at step {step} ({stopped_by}): {train_seconds:.0f}s of updates",
+                  flush=True)
             break
-        if time_up:
-            print(f"{tag} stopped at step {step}: {train_seconds:.0f}s of updates", flush=True)
-            break
+    stopped_by = stopped_by or "max_epochs"
     best_nlp = spacy.load(out_dir / "model-best")
     test_texts, test_gold = load_gold(paths[spec["heldout"]], spec["lang"])
     start = time.perf_counter()
@@ -365,6 +388,7 @@ def train_one(
         "dataset": dataset.value, "encoder": encoder, "system": system, "seed": seed,
         "flat": flat, "steps": steps, "eval_every": eval_every, "threads": threads,
         "steps_run": step, "max_train_seconds": max_train_seconds, "overrides": user_overrides,
+        "patience": patience, "stopped_by": stopped_by, "train_limit": train_limit,
         "spancat_sizes": overrides.get("components.spancat.suggester.sizes"),
         "heldout_split": spec["heldout"],
         "init_seconds": init_seconds, "train_seconds": train_seconds, "train_words": words,
@@ -641,6 +665,8 @@ def run(
     set_: Annotated[Optional[List[str]], typer.Option(
         "--set", help="Config override KEY=VALUE for every listed system's training (e.g. a tuned learn_rate); repeatable")] = None,
     tune_thresholds: Annotated[bool, typer.Option(help="After training, pick the threshold on dev (global_pointer, spancat)")] = False,
+    patience: Annotated[int, typer.Option(help="Stop a run when dev F has not improved for this many steps (0: off)")] = 0,
+    train_limit: Annotated[int, typer.Option(help="Train on the first N training docs (0: all)")] = 0,
 ) -> None:
     """Train every (encoder, seed, system) not yet on disk, then time prediction with the
     systems alternated, `repeats` times. Resumable: finished runs are skipped."""
@@ -673,7 +699,9 @@ def run(
               f"({(time.time() - t0) / 60:.1f} min elapsed)", flush=True)
         rc = _stream([*here, "train-one", ds, encoder, system, str(rdir), "--corpus-dir", str(corpus_dir),
                       "--seed", str(seed), "--steps", str(steps), "--eval-every", str(eval_every),
-                      "--threads", str(threads), *[a for item in set_ or [] for a in ("--set", item)]],
+                      "--threads", str(threads), "--patience", str(patience),
+                      "--train-limit", str(train_limit),
+                      *[a for item in set_ or [] for a in ("--set", item)]],
                      rdir / "train.log")
         if rc:
             failed.append(f"train {encoder}/{system}/seed{seed} (exit {rc}, see {rdir / 'train.log'})")

@@ -359,3 +359,23 @@ def test_profile_listing_names_no_install_or_checkout_folder():
     here = f"  1  0.001  {bench_run.PROJECT}/bench/crf_component.py:228(_gold_tags)\n"
     assert bench_run.relative_listing(line + here) == (
         "  8  0.011  thinc/layers/residual.py:28(forward)\n  1  0.001  project/bench/crf_component.py:228(_gold_tags)\n")
+
+
+def _curve(*points):
+    return [{"step": step, "dev": {"f": f}} for step, f in points]
+
+
+def test_patience_stops_only_after_that_many_steps_without_a_better_dev_f():
+    curve = _curve((100, 0.5), (200, 0.6), (300, 0.59), (400, 0.6))
+    assert not bench_run.patience_exhausted(curve, 0)  # off
+    assert bench_run.patience_exhausted(curve, 200)  # best at 200 (a tie later is no gain)
+    assert not bench_run.patience_exhausted(curve, 300)
+    assert not bench_run.patience_exhausted(_curve((100, 0.5), (200, 0.7)), 100)
+    assert not bench_run.patience_exhausted([], 100)
+
+
+def test_conll2003_is_a_flat_dataset_of_the_shared_data():
+    spec = bench_run.DATASETS["conll2003"]
+    assert spec["lang"] == "en" and spec["heldout"] == "test"
+    assert bench_run.Dataset("conll2003").value == "conll2003"
+    assert "spancat" not in spec["systems"] and {"crf", "ner"} <= set(spec["systems"])
