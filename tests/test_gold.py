@@ -52,3 +52,27 @@ def test_gold_rows_count_each_reason_once():
     assert counts == {"empty": 1, "misaligned": 0, "whitespace": 0, "too_long": 1}
     unannotated = nlp.make_doc("a b")
     assert gold_rows(Example(nlp.make_doc("a b"), unannotated), "sc", {"X": 0}, 2, new_counts()) is None
+
+
+def test_initialize_warns_when_most_gold_spans_do_not_align_with_the_tokenizer():
+    """Chinese offsets under the English tokenizer: a clause is one token, so the spans
+    cannot be learned; initialize says so, naming the language and tokenizer."""
+    import warnings
+
+    import pytest
+
+    zh = spacy.blank("zh")
+    text = "患者北京大学医院，发热3天"
+    reference = zh.make_doc(text)
+    reference.spans["sc"] = [reference.char_span(2, 6, label="ORG"), reference.char_span(2, 4, label="LOC")]
+    en = spacy.blank("en")
+    en.add_pipe("global_pointer")
+    example = Example(en.make_doc(text), Doc(en.vocab, words=[t.text for t in reference], spaces=[False] * len(reference)))
+    example.reference.spans["sc"] = [Span(example.reference, 2, 6, "ORG"), Span(example.reference, 2, 4, "LOC")]
+    with pytest.warns(UserWarning, match=r"2 of 2 gold spans do not align .*language is 'en', its tokenizer spacy.tokenizer.Tokenizer"):
+        en.initialize(lambda: [example])
+    # with the language's own tokenizer every span aligns, and nothing is said
+    zh.add_pipe("global_pointer")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        zh.initialize(lambda: [Example(zh.make_doc(text), reference)])
