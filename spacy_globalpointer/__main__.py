@@ -24,7 +24,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .annotate import (
+from .batch.arrow import require_pyarrow, row_to_record, span_arrow_type
+from .batch.core import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_CHARS,
     AnnotateError,
@@ -34,8 +35,6 @@ from .annotate import (
     check_text,
     load_pipeline,
     resolve_spans_key,
-    row_to_record,
-    span_arrow_type,
     surrogate_at,
 )
 
@@ -277,7 +276,7 @@ def local_annotator(nlp: Any, spans_key: str, batch_size: int) -> Annotator:
 def ray_annotator(
     model: str, spans_key: str, batch_size: int, ray_batch_size: int, workers: int, cpus: float
 ) -> Annotator:
-    from .ray_annotate import GlobalPointerPredictor, require_ray
+    from .batch.ray import GlobalPointerPredictor, require_ray
 
     ray = require_ray()
     import pyarrow as pa
@@ -424,9 +423,7 @@ def annotate_file(
         raise AnnotateError("--workers needs --ray-address (locally torch uses the cores)")
     check_paths(input_path, output_path, errors_path, overwrite=overwrite)
     if in_fmt == "parquet" or out_fmt == "parquet":
-        from .annotate import _pyarrow
-
-        _pyarrow()
+        require_pyarrow()
 
     started_ray = False
     bar: Any = _NoBar()
@@ -437,7 +434,7 @@ def annotate_file(
     err_file: Any = None
     try:
         if ray_address is not None:
-            from .ray_annotate import probe_spans_key, require_ray
+            from .batch.ray import probe_spans_key, require_ray
 
             ray = require_ray()
             if not ray.is_initialized():
