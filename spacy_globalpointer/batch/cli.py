@@ -1,0 +1,167 @@
+"""Command line: ``python -m spacy_globalpointer annotate MODEL INPUT OUTPUT``.
+
+``annotate`` reads JSON lines (``.jsonl``/``.json``/``.ndjson``) or Parquet (``.parquet``),
+annotates locally with ``nlp.pipe`` or on a Ray cluster (``--ray-address``), and writes JSON
+lines or Parquet in input order. Input that cannot be annotated goes to the error file
+(JSON lines: line number, id, reason); the run carries on and the summary counts
+everything. See :func:`~spacy_globalpointer.batch.run.annotate_file` for what a run
+guarantees about its output files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Optional, Sequence
+
+from .core import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHARS, AnnotateError
+from .engines import RayOptions
+from .run import AnnotateOptions, annotate_file
+
+
+def _positive_int(value: str) -> int:
+    # A non-positive size either drops every record, loops forever or crashes torch.
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {number}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value!r}") from None
+    if not number > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return number
+
+
+def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("annotate", help="annotate a JSON lines or Parquet file")
+    p.add_argument("model", help="pipeline directory or installed package name")
+    p.add_argument("input", type=Path, help="input .jsonl or .parquet")
+    p.add_argument("output", type=Path, help="output .jsonl or .parquet")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--id-field", default=None, help="default: the line (row) number, from 1")
+    p.add_argument(
+        "--spans-key",
+        default=None,
+        help="doc.spans key to read (default: the one the pipeline's span component writes)",
+    )
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help="nlp.pipe batch size"
+    )
+    p.add_argument(
+        "--max-chars", type=_positive_int, default=DEFAULT_MAX_CHARS, help="longer texts are errors"
+    )
+    p.add_argument(
+        "--ray-address", default=None, help='Ray cluster address, or "local" to start one'
+    )
+    p.add_argument(
+        "--workers", type=_positive_int, default=1, help="Ray actors (each loads the pipeline)"
+    )
+    p.add_argument(
+        "--cpus-per-worker",
+        type=_positive_float,
+        default=1,
+        help="Ray CPUs (torch threads) per actor",
+    )
+    p.add_argument(
+        "--ray-batch-size",
+        type=_positive_int,
+        default=256,
+        help="rows per Ray batch (rounded down to whole --batch-size batches)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=None,
+        help="valid rows held in memory at a time (default 1000 locally, 100000 on Ray)",
+    )
+    p.add_argument("--errors", type=Path, default=None, help="default: OUTPUT.errors.jsonl")
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch threads for a local run (default: torch's)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output and errors file"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m spacy_globalpointer")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_annotate_parser(sub)
+    return parser
+
+
+def annotate_options(args: argparse.Namespace) -> AnnotateOptions:
+    """The run's options from the parsed ``annotate`` arguments."""
+    ray = None
+    if args.ray_address is not None:
+        ray = RayOptions(
+            address=args.ray_address,
+            workers=args.workers,
+            cpus_per_worker=args.cpus_per_worker,
+            batch_size=args.ray_batch_size,
+        )
+    elif args.workers != 1:
+        raise AnnotateError("--workers needs --ray-address (locally torch uses the cores)")
+    return AnnotateOptions(
+        text_field=args.text_field,
+        id_field=args.id_field,
+        spans_key=args.spans_key,
+        batch_size=args.batch_size,
+        max_chars=args.max_chars,
+        chunk_size=args.chunk_size,
+        threads=args.threads,
+        ray=ray,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+
+
+def _terminate(signum: int, frame: Optional[FrameType]) -> None:
+    # SIGTERM (kill, a job scheduler) as an exception, so the temporary files are removed.
+    raise SystemExit(128 + signum)
+
+
+def run_annotate(args: argparse.Namespace) -> int:
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        counts = annotate_file(
+            args.model, args.input, args.output, annotate_options(args), errors_path=args.errors
+        )
+    except AnnotateError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; no output written", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(
+        f"read {counts['read']}, annotated {counts['annotated']}, errors {counts['errors']}, "
+        f"spans {counts['spans']} in {counts['seconds']} s ({counts['texts_per_second']} texts/s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_annotate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
