@@ -1,4 +1,4 @@
-"""``python -m spacy_globalpointer annotate ...``: see :mod:`.batch.cli`."""
+"""``python -m spacy_globalpointer annotate|debug-data ...``: see :mod:`.batch.cli`."""
 
 import sys
 

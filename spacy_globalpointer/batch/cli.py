@@ -1,4 +1,5 @@
-"""Command line: ``python -m spacy_globalpointer annotate MODEL INPUT OUTPUT``.
+"""Command line: ``python -m spacy_globalpointer annotate MODEL INPUT OUTPUT`` and
+``python -m spacy_globalpointer debug-data CONFIG`` (see :mod:`spacy_globalpointer.debug_data`).
 
 ``annotate`` reads JSON lines (``.jsonl``/``.json``/``.ndjson``) or Parquet (``.parquet``),
 annotates locally with ``nlp.pipe`` or on a Ray cluster (``--ray-address``), and writes JSON
@@ -11,12 +12,16 @@ guarantees about its output files.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
+import srsly
+
+from ..debug_data import DebugDataError, debug_data, print_report
 from .core import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHARS, AnnotateError
 from .engines import RayOptions
 from .run import AnnotateOptions, annotate_file
@@ -98,10 +103,67 @@ def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def parse_overrides(args: Sequence[str]) -> Dict[str, Any]:
+    """``--section.key VALUE`` or ``--section.key=VALUE`` pairs; values are read as JSON
+    where they parse, else kept as strings (as ``spacy train`` does)."""
+    overrides: Dict[str, Any] = {}
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if not arg.startswith("--") or "." not in arg:
+            raise ValueError(
+                f"unrecognized argument {arg!r} (config overrides look like --paths.train PATH)"
+            )
+        name, sep, value = arg[2:].partition("=")
+        if not sep:
+            value = rest.pop(0) if rest and not rest[0].startswith("--") else "true"
+        try:
+            overrides[name] = srsly.json_loads(value)
+        except ValueError:
+            overrides[name] = value
+    return overrides
+
+
+def add_debug_data_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "debug-data",
+        help="report on the spans of a global_pointer component's training data",
+        description="Config overrides (--paths.train PATH ...) go after CONFIG.",
+    )
+    p.add_argument("config", type=Path, help="training config (.cfg)")
+    p.add_argument(
+        "--component", default=None, help="the global_pointer component (default: the only one)"
+    )
+    p.add_argument(
+        "--json", type=Path, default=None, dest="json_path", help="also write the report here"
+    )
+
+
+def run_debug_data(
+    args: argparse.Namespace, extra: Sequence[str], parser: argparse.ArgumentParser
+) -> int:
+    try:
+        overrides = parse_overrides(extra)
+    except ValueError as err:
+        parser.error(str(err))
+    try:
+        report = debug_data(args.config, overrides, args.component)
+    except DebugDataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_report(report)
+    if args.json_path is not None:
+        args.json_path.write_text(
+            json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m spacy_globalpointer")
     sub = parser.add_subparsers(dest="command", required=True)
     add_annotate_parser(sub)
+    add_debug_data_parser(sub)
     return parser
 
 
@@ -159,7 +221,13 @@ def run_annotate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # debug-data takes config overrides (--paths.train PATH) that no parser can list.
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "debug-data":
+        return run_debug_data(args, extra, parser)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return run_annotate(args)
 
 

@@ -309,3 +309,11 @@ def test_cli_model_that_cannot_load(tmp_path, texts):
     proc = run_cli(tmp_path / "no-such-model", corpus, tmp_path / "out.jsonl")
     assert_refused(proc, "cannot load the pipeline", "no-such-model")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
+
+
+def test_cli_refuses_unknown_arguments(capsys):
+    # main() lets debug-data through with config overrides; annotate still takes none.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["annotate", "m", "in.jsonl", "out.jsonl", "--paths.train", "x"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --paths.train x" in capsys.readouterr().err
