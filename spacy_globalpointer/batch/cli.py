@@ -1,0 +1,235 @@
+"""Command line: ``python -m spacy_globalpointer annotate MODEL INPUT OUTPUT`` and
+``python -m spacy_globalpointer debug-data CONFIG`` (see :mod:`spacy_globalpointer.debug_data`).
+
+``annotate`` reads JSON lines (``.jsonl``/``.json``/``.ndjson``) or Parquet (``.parquet``),
+annotates locally with ``nlp.pipe`` or on a Ray cluster (``--ray-address``), and writes JSON
+lines or Parquet in input order. Input that cannot be annotated goes to the error file
+(JSON lines: line number, id, reason); the run carries on and the summary counts
+everything. See :func:`~spacy_globalpointer.batch.run.annotate_file` for what a run
+guarantees about its output files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any, Dict, Optional, Sequence
+
+import srsly
+
+from ..debug_data import DebugDataError, debug_data, print_report
+from .core import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHARS, AnnotateError
+from .engines import RayOptions
+from .run import AnnotateOptions, annotate_file
+
+
+def _positive_int(value: str) -> int:
+    # A non-positive size either drops every record, loops forever or crashes torch.
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {number}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value!r}") from None
+    if not number > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return number
+
+
+def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("annotate", help="annotate a JSON lines or Parquet file")
+    p.add_argument("model", help="pipeline directory or installed package name")
+    p.add_argument("input", type=Path, help="input .jsonl or .parquet")
+    p.add_argument("output", type=Path, help="output .jsonl or .parquet")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--id-field", default=None, help="default: the line (row) number, from 1")
+    p.add_argument(
+        "--spans-key",
+        default=None,
+        help="doc.spans key to read (default: the one the pipeline's span component writes)",
+    )
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help="nlp.pipe batch size"
+    )
+    p.add_argument(
+        "--max-chars", type=_positive_int, default=DEFAULT_MAX_CHARS, help="longer texts are errors"
+    )
+    p.add_argument(
+        "--ray-address", default=None, help='Ray cluster address, or "local" to start one'
+    )
+    p.add_argument(
+        "--workers", type=_positive_int, default=1, help="Ray actors (each loads the pipeline)"
+    )
+    p.add_argument(
+        "--cpus-per-worker",
+        type=_positive_float,
+        default=1,
+        help="Ray CPUs (torch threads) per actor",
+    )
+    p.add_argument(
+        "--ray-batch-size",
+        type=_positive_int,
+        default=256,
+        help="rows per Ray batch (rounded down to whole --batch-size batches)",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=None,
+        help="valid rows held in memory at a time (default 1000 locally, 100000 on Ray)",
+    )
+    p.add_argument("--errors", type=Path, default=None, help="default: OUTPUT.errors.jsonl")
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch threads for a local run (default: torch's)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output and errors file"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def parse_overrides(args: Sequence[str]) -> Dict[str, Any]:
+    """``--section.key VALUE`` or ``--section.key=VALUE`` pairs; values are read as JSON
+    where they parse, else kept as strings (as ``spacy train`` does)."""
+    overrides: Dict[str, Any] = {}
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if not arg.startswith("--") or "." not in arg:
+            raise ValueError(
+                f"unrecognized argument {arg!r} (config overrides look like --paths.train PATH)"
+            )
+        name, sep, value = arg[2:].partition("=")
+        if not sep:
+            value = rest.pop(0) if rest and not rest[0].startswith("--") else "true"
+        try:
+            overrides[name] = srsly.json_loads(value)
+        except ValueError:
+            overrides[name] = value
+    return overrides
+
+
+def add_debug_data_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "debug-data",
+        help="report on the spans of a global_pointer component's training data",
+        description="Config overrides (--paths.train PATH ...) go after CONFIG.",
+    )
+    p.add_argument("config", type=Path, help="training config (.cfg)")
+    p.add_argument(
+        "--component", default=None, help="the global_pointer component (default: the only one)"
+    )
+    p.add_argument(
+        "--json", type=Path, default=None, dest="json_path", help="also write the report here"
+    )
+
+
+def run_debug_data(
+    args: argparse.Namespace, extra: Sequence[str], parser: argparse.ArgumentParser
+) -> int:
+    try:
+        overrides = parse_overrides(extra)
+    except ValueError as err:
+        parser.error(str(err))
+    try:
+        report = debug_data(args.config, overrides, args.component)
+    except DebugDataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_report(report)
+    if args.json_path is not None:
+        args.json_path.write_text(
+            json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m spacy_globalpointer")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_annotate_parser(sub)
+    add_debug_data_parser(sub)
+    return parser
+
+
+def annotate_options(args: argparse.Namespace) -> AnnotateOptions:
+    """The run's options from the parsed ``annotate`` arguments."""
+    ray = None
+    if args.ray_address is not None:
+        ray = RayOptions(
+            address=args.ray_address,
+            workers=args.workers,
+            cpus_per_worker=args.cpus_per_worker,
+            batch_size=args.ray_batch_size,
+        )
+    elif args.workers != 1:
+        raise AnnotateError("--workers needs --ray-address (locally torch uses the cores)")
+    return AnnotateOptions(
+        text_field=args.text_field,
+        id_field=args.id_field,
+        spans_key=args.spans_key,
+        batch_size=args.batch_size,
+        max_chars=args.max_chars,
+        chunk_size=args.chunk_size,
+        threads=args.threads,
+        ray=ray,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+
+
+def _terminate(signum: int, frame: Optional[FrameType]) -> None:
+    # SIGTERM (kill, a job scheduler) as an exception, so the temporary files are removed.
+    raise SystemExit(128 + signum)
+
+
+def run_annotate(args: argparse.Namespace) -> int:
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        counts = annotate_file(
+            args.model, args.input, args.output, annotate_options(args), errors_path=args.errors
+        )
+    except AnnotateError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; no output written", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(
+        f"read {counts['read']}, annotated {counts['annotated']}, errors {counts['errors']}, "
+        f"spans {counts['spans']} in {counts['seconds']} s ({counts['texts_per_second']} texts/s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    # debug-data takes config overrides (--paths.train PATH) that no parser can list.
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "debug-data":
+        return run_debug_data(args, extra, parser)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return run_annotate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
