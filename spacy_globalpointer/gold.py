@@ -178,3 +178,20 @@ def warn_if_mostly_misaligned(
         "or the corpus's character offsets.",
         stacklevel=3,
     )
+
+
+def check_labels(name: str, examples: Iterable[Example], key: str, labels: Iterable[str]) -> None:
+    """Raise for gold labels that initialize never saw: the output layer has no row for them."""
+    known = set(labels)
+    unknown = {
+        span.label_
+        for eg in examples
+        for span in eg.reference.spans.get(key, [])
+        if span.label_ not in known
+    }
+    if unknown:
+        raise ValueError(
+            f"'{name}' got gold spans with label(s) {sorted(unknown)} under "
+            f"doc.spans[{key!r}] that were not seen in initialize(); known labels: "
+            f"{sorted(known)}. Pass all labels to initialize (e.g. via `spacy init labels`)."
+        )

@@ -2,12 +2,9 @@
 
 import math
 import warnings
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
-import srsly
-from spacy import util
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.pipeline.spancat import DEFAULT_SPANS_KEY
@@ -19,6 +16,7 @@ from thinc.types import Floats3d
 
 from .band import boundary_tokens, valid_cells
 from .gold import (
+    check_labels,
     gold_rows,
     length_report,
     new_counts,
@@ -26,7 +24,7 @@ from .gold import (
     warn_if_mostly_misaligned,
     warn_skipped,
 )
-from .model import initialize_model, load_weights
+from .model import initialize_model
 from .scorer import gp_score
 from .scoring import (
     count_not_finite,
@@ -35,14 +33,11 @@ from .scoring import (
     merge_entities,
     select_non_overlapping,
 )
+from .serialize import SavedCfgSerialization
 from .settings import (
-    SAVED_CFG_KEYS,
-    apply_saved_settings,
     check_settings,
     logit_to_probability,
     probability_to_logit,
-    read_saved_cfg,
-    warn_if_changed,
 )
 
 DEFAULT_MODEL_CONFIG = """
@@ -127,7 +122,7 @@ def make_global_pointer(
     )
 
 
-class GlobalPointer(TrainablePipe):
+class GlobalPointer(SavedCfgSerialization, TrainablePipe):
     """Predicts possibly overlapping labelled spans from per-label span scores.
 
     Settings (spans_key, threshold, annotate_ents, overwrite_ents) come from the
@@ -165,8 +160,7 @@ class GlobalPointer(TrainablePipe):
         self.gold_span_stats = new_counts()
         self.gold_span_report: Dict[str, int] = {}
         self._warned: set = set()
-        # The logit threshold of a pipeline saved by 0.1.0, kept while its config is.
-        self._legacy_threshold: Optional[float] = None
+        self._legacy_threshold = None
 
     @property
     def key(self) -> str:
@@ -268,7 +262,7 @@ class GlobalPointer(TrainablePipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, "GlobalPointer.update")
-        self._validate_labels(examples)
+        check_labels(self.name, examples, self.key, self.labels)
         if not any(len(eg.predicted) for eg in examples):
             return losses
         set_dropout_rate(self.model, drop)
@@ -317,22 +311,6 @@ class GlobalPointer(TrainablePipe):
             )
         return loss, d_scores
 
-    def _validate_labels(self, examples: List[Example]) -> None:
-        known = set(self.labels)
-        unknown = {
-            span.label_
-            for eg in examples
-            for span in eg.reference.spans.get(self.key, [])
-            if span.label_ not in known
-        }
-        if unknown:
-            raise ValueError(
-                f"'{self.name}' got gold spans with label(s) {sorted(unknown)} under "
-                f"doc.spans[{self.key!r}] that were not seen in initialize(); known "
-                f"labels: {list(self.labels)}. Pass all labels to initialize "
-                "(e.g. via `spacy init labels`)."
-            )
-
     def initialize(
         self,
         get_examples: Callable[[], Iterable[Example]],
@@ -374,91 +352,6 @@ class GlobalPointer(TrainablePipe):
         self.gold_span_report = length_report(
             self.name, survey.lengths, counts, self.max_length, SPAN_LENGTH_COVERAGE
         )
-
-    # Serialisation: the cfg file holds labels and input width, the settings stay the
-    # config's (see settings.py).
-
-    def _saved_cfg(self) -> Dict[str, Any]:
-        warn_if_changed(self.name, self.cfg, self._configured)
-        saved = {key: self.cfg[key] for key in SAVED_CFG_KEYS}
-        if self._legacy_threshold is not None:
-            # The config.cfg saved beside it still holds the 0.1.0 logit.
-            saved["threshold"] = self._legacy_threshold
-        return saved
-
-    def _load_cfg(self, data: bytes, source: str) -> None:
-        saved = read_saved_cfg(self.name, data, source)
-        self._legacy_threshold = apply_saved_settings(self.name, saved, self.cfg, source)
-        self._configured["threshold"] = self.cfg["threshold"]
-        self.cfg["labels"] = list(saved["labels"])
-        self.cfg["input_width"] = saved.get("input_width")
-
-    def _load_model(self, data: bytes, source: str) -> None:
-        load_weights(
-            self.model, data, list(self.labels), self.cfg["input_width"], self.name, source
-        )
-
-    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        serialize = {
-            "cfg": lambda: srsly.json_dumps(self._saved_cfg()),
-            "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
-            "model": self.model.to_bytes,
-        }
-        return util.to_bytes(serialize, exclude)
-
-    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "GlobalPointer":
-        deserialize = {
-            "cfg": lambda b: self._load_cfg(b, f"'{self.name}' cfg bytes"),
-            "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
-            "model": lambda b: self._load_model(b, f"'{self.name}' model bytes"),
-        }
-        # spaCy's util.from_bytes, but a damaged message or a missing part is an error
-        # that names the component, never weights silently left unread.
-        try:
-            msg = srsly.msgpack_loads(bytes_data)
-        except ValueError as err:
-            raise ValueError(
-                f"Cannot load '{self.name}' from bytes: {err}. The bytes may be truncated or "
-                "corrupted."
-            ) from err
-        missing = [key for key in ("cfg", "model") if key not in exclude and key not in msg]
-        if missing:
-            raise ValueError(
-                f"Cannot load '{self.name}' from bytes: no {missing} in them; they are not a "
-                "serialised global_pointer component, or are truncated or corrupted."
-            )
-        for key, setter in deserialize.items():
-            if key not in exclude and key in msg:
-                setter(msg[key])
-        return self
-
-    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
-        serialize = {
-            "cfg": lambda p: srsly.write_json(p, self._saved_cfg()),
-            "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
-            "model": lambda p: self.model.to_disk(p),
-        }
-        util.to_disk(path, serialize, exclude)
-
-    def from_disk(
-        self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
-    ) -> "GlobalPointer":
-        deserialize = {
-            "cfg": lambda p: self._load_cfg(_read_file(self.name, Path(p)), str(p)),
-            "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
-            "model": lambda p: self._load_model(_read_file(self.name, Path(p)), str(p)),
-        }
-        util.from_disk(path, deserialize, exclude)
-        return self
-
-
-def _read_file(name: str, path: Path) -> bytes:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Cannot load '{name}': {path} is missing (the component directory "
-            f"{path.parent} is incomplete: expected files 'cfg' and 'model')."
-        )
-    return path.read_bytes()
 
 
 def _is_empty(examples: Iterable[Example]) -> bool:

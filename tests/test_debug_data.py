@@ -172,6 +172,7 @@ def project(tmp_path_factory, docs) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_debug_data_command(project):
     env = dict(os.environ)
     # The subprocess imports the package the tests import (a worktree, not an installed copy).

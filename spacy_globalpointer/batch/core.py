@@ -30,9 +30,9 @@ from typing import (
 )
 
 from spacy.language import Language
+from spacy.pipeline.spancat import DEFAULT_SPANS_KEY
 from spacy.tokens import Doc
 
-DEFAULT_SPANS_KEY = "sc"
 # nlp.pipe pads each batch to its longest doc, so one runaway text (a whole book on one
 # line) multiplies the memory of its whole batch; such texts are reported, not annotated.
 DEFAULT_MAX_CHARS = 100_000

@@ -47,6 +47,7 @@ def test_cli_errors_have_line_numbers(local_output, cli_input, capsys):
         assert err["error"].startswith(bad[err["line"]]), err
 
 
+@pytest.mark.slow
 def test_cli_ray_output_identical(ray_cluster, local_output, cli_input, model_path):
     path, _ = cli_input
     out = path.with_name("ray.jsonl")
@@ -83,6 +84,7 @@ def test_cli_parquet_round_trip(tmp_path, model_path, nlp, texts):
 # --- user mistakes and data safety -------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["same", "relative", "symlink", "errors"])
 def test_cli_refuses_to_write_over_the_input(how, tmp_path, model_path, texts):
     corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
@@ -103,6 +105,7 @@ def test_cli_refuses_to_write_over_the_input(how, tmp_path, model_path, texts):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "link.jsonl", "sub"]
 
 
+@pytest.mark.slow
 def test_cli_missing_input_touches_nothing(tmp_path, model_path):
     spans = tmp_path / "spans.jsonl"
     errors = tmp_path / "spans.jsonl.errors.jsonl"
@@ -114,6 +117,7 @@ def test_cli_missing_input_touches_nothing(tmp_path, model_path):
     assert errors.read_text() == '{"line": 2, "id": 2, "error": "empty line"}\n'
 
 
+@pytest.mark.slow
 def test_cli_refuses_errors_file_equal_to_output(tmp_path, model_path, texts):
     corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
     out = tmp_path / "out.jsonl"
@@ -122,6 +126,7 @@ def test_cli_refuses_errors_file_equal_to_output(tmp_path, model_path, texts):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_cli_surrogate_in_id_goes_to_error_file(tmp_path, model_path, texts):
     corpus = tmp_path / "corpus.jsonl"
     lines = [json.dumps({"id": f"doc{i}", "text": texts[i]}) for i in range(6)]
@@ -138,6 +143,7 @@ def test_cli_surrogate_in_id_goes_to_error_file(tmp_path, model_path, texts):
     assert error["error"].startswith("bad encoding: unpaired surrogate in id")
 
 
+@pytest.mark.slow
 def test_cli_default_spans_key_is_the_pipelines(
     tmp_path, nested_model_path, texts, nested_expected
 ):
@@ -148,6 +154,7 @@ def test_cli_default_spans_key_is_the_pipelines(
     assert [r["spans"] for r in read_jsonl(out)] == [r["spans"] for r in nested_expected]
 
 
+@pytest.mark.slow
 def test_cli_refuses_spans_key_nobody_writes(tmp_path, nested_model_path, texts):
     corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
     proc = run_cli(nested_model_path, corpus, tmp_path / "out.jsonl", "--spans-key", "sc")
@@ -155,6 +162,7 @@ def test_cli_refuses_spans_key_nobody_writes(tmp_path, nested_model_path, texts)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
 
 
+@pytest.mark.slow
 def test_cli_several_spans_keys_need_spans_key(tmp_path, two_keys_model_path, texts):
     corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
     proc = run_cli(two_keys_model_path, corpus, tmp_path / "out.jsonl")
@@ -162,6 +170,7 @@ def test_cli_several_spans_keys_need_spans_key(tmp_path, two_keys_model_path, te
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
 
 
+@pytest.mark.slow
 def test_cli_ray_default_spans_key(
     ray_cluster, tmp_path, nested_model_path, texts, nested_expected
 ):
@@ -192,6 +201,7 @@ def test_cli_ray_default_spans_key(
     assert not (tmp_path / "sc.jsonl").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "option,value",
     [("--batch-size", "0"), ("--batch-size", "-4"), ("--threads", "0")],
@@ -214,6 +224,7 @@ def test_parser_refuses_non_positive_sizes(option, capsys):
     assert "must be a positive" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_refuses_to_overwrite_unless_asked(tmp_path, model_path, texts):
     corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
     out = tmp_path / "out.jsonl"
@@ -232,6 +243,7 @@ def test_cli_refuses_to_overwrite_unless_asked(tmp_path, model_path, texts):
     assert temp_files(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_cli_refuses_existing_errors_file(tmp_path, model_path, texts):
     corpus = write_texts(tmp_path / "corpus.jsonl", texts[:5])
     errors = tmp_path / "errors.jsonl"
@@ -242,6 +254,7 @@ def test_cli_refuses_existing_errors_file(tmp_path, model_path, texts):
     assert not (tmp_path / "out.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_cli_interrupted_run_leaves_no_output(tmp_path, model_path, texts):
     corpus = write_texts(tmp_path / "corpus.jsonl", texts * 100)  # 20,000 texts: minutes
     out = tmp_path / "out.jsonl"
@@ -281,6 +294,7 @@ def test_cli_interrupted_run_leaves_no_output(tmp_path, model_path, texts):
     assert not Path(str(out) + ".errors.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_cli_accepts_utf8_bom(tmp_path, model_path, texts):
     corpus = tmp_path / "corpus.jsonl"
     write_texts(corpus, texts[:3])
@@ -292,6 +306,7 @@ def test_cli_accepts_utf8_bom(tmp_path, model_path, texts):
     assert Path(str(out) + ".errors.jsonl").read_text() == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["output", "errors"])
 def test_cli_missing_output_folder(which, tmp_path, texts):
     corpus = write_texts(tmp_path / "corpus.jsonl", texts[:3])
@@ -304,6 +319,7 @@ def test_cli_missing_output_folder(which, tmp_path, texts):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
 
 
+@pytest.mark.slow
 def test_cli_model_that_cannot_load(tmp_path, texts):
     corpus = write_texts(tmp_path / "corpus.jsonl", texts[:3])
     proc = run_cli(tmp_path / "no-such-model", corpus, tmp_path / "out.jsonl")

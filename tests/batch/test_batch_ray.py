@@ -43,6 +43,7 @@ def blocks_of(ray, items: List[Dict[str, Any]], size: int) -> Any:
     )
 
 
+@pytest.mark.slow
 def test_map_batches_equals_nlp_pipe(ray_cluster, model_path, texts, expected):
     items = [{"id": i, "text": t} for i, t in enumerate(texts)]
     # A last block of bad rows: they come back as errors, never dropped.
@@ -66,6 +67,7 @@ def test_map_batches_equals_nlp_pipe(ray_cluster, model_path, texts, expected):
     ]
 
 
+@pytest.mark.slow
 def test_predictor_in_an_actor_numpy_batch(ray_cluster, nlp, model_path, texts):
     """One actor with 2 CPUs: torch gets 2 threads; a numpy batch gives the same records."""
     import numpy as np
