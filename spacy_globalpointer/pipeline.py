@@ -152,7 +152,7 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
             "annotate_ents": annotate_ents,
             "overwrite_ents": overwrite_ents,
         }
-        check_settings(name, settings, "the component's config", warn_zero=True)
+        check_settings(name, settings, "the component's config")
         # What the config says, to tell at save time whether cfg was changed since.
         self._configured = dict(settings, threshold=float(threshold))
         self.cfg: Dict[str, Any] = {"labels": [], **self._configured, "input_width": None}
@@ -177,8 +177,9 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
     @property
     def threshold(self) -> float:
         """The probability a span needs to be predicted."""
-        # cfg can be edited after construction (spacy find-threshold does), so check here.
-        check_settings(self.name, {"threshold": self.cfg["threshold"]}, "cfg")
+        # cfg can be edited after construction (spacy find-threshold does), so check here;
+        # the warning about 0.0 waits until loading has migrated a 0.1.0 logit threshold.
+        check_settings(self.name, {"threshold": self.cfg["threshold"]}, "cfg", warn_zero=True)
         return float(self.cfg["threshold"])
 
     @property

@@ -303,23 +303,34 @@ def test_settings_changed_after_building_warn_at_save(trained_nlp, tmp_path):
 
 
 def save_as_0_1_0(nlp, path, logit_threshold: float = 0.0) -> None:
-    """Save nlp as spacy-globalpointer 0.1.0 did: settings in the cfg file, the
-    threshold a logit there and in config.cfg."""
+    """Save nlp as spacy-globalpointer 0.1.0 did (checked against a pipeline saved by
+    0.1.0): settings and a gold span report in the cfg file, the threshold a logit there
+    and in config.cfg, which has no overwrite_ents."""
     nlp.to_disk(path)
     cfg_path = path / "global_pointer" / "cfg"
-    legacy = {**srsly.read_json(cfg_path), "spans_key": "sc", "threshold": logit_threshold, "annotate_ents": False}
+    legacy = {
+        **srsly.read_json(cfg_path), "spans_key": "sc", "threshold": logit_threshold,
+        "annotate_ents": False, "gold_span_report": {"spans": 7, "misaligned": 0},
+    }
     srsly.write_json(cfg_path, legacy)
     config = Config().from_disk(path / "config.cfg")
     config["components"]["global_pointer"]["threshold"] = logit_threshold
+    del config["components"]["global_pointer"]["overwrite_ents"]
     config.to_disk(path / "config.cfg")
 
 
 def test_pipeline_saved_with_a_logit_threshold_is_migrated(trained_nlp, tmp_path):
     nlp, _ = trained_nlp
     save_as_0_1_0(nlp, tmp_path / "old", logit_threshold=0.0)
-    with pytest.warns(UserWarning, match=r"threshold was a logit \(0.0\); it is read as the probability 0.5"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         loaded = spacy.load(tmp_path / "old")
+        loaded("Bank of England")
+    messages = [str(w.message) for w in caught]
+    assert any(re.search(r"threshold was a logit \(0.0\); it is read as the probability 0.5", m) for m in messages)
+    assert not any("predicts every span" in m for m in messages)  # migrated: no false alarm
     assert loaded.get_pipe("global_pointer").threshold == 0.5
+    assert loaded.get_pipe("global_pointer").cfg["overwrite_ents"] is False
     texts = [text for text, _ in NESTED_TRAIN]
     for old, new in zip(loaded.pipe(texts), nlp.pipe(texts)):
         assert spans_and_scores(old)[0] == spans_and_scores(new)[0]
@@ -375,6 +386,16 @@ def test_bad_settings_in_the_config_name_the_value(setting, value):
     nlp = spacy.blank("en")
     with pytest.raises(Exception, match=rf"{setting}.*{re.escape(repr(value))}"):
         nlp.add_pipe("global_pointer", config={setting: value})
+
+
+def test_a_threshold_of_zero_warns_that_it_keeps_every_span(trained_nlp, tmp_path):
+    nlp, _ = trained_nlp
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model", config={"components": {"global_pointer": {"threshold": 0.0}}})
+    with pytest.warns(UserWarning, match="threshold = 0.0 predicts every span"):
+        doc = loaded("Bank of England raised rates.")
+    n = len(doc)
+    assert len(doc.spans["sc"]) == n * (n + 1) // 2 * 2  # every span, both labels
 
 
 def test_threshold_edited_into_cfg_is_checked(trained_nlp):
