@@ -1,7 +1,7 @@
 """GlobalPointer named-entity recognition (nested and flat) as a spaCy v3 component."""
 
 from .augment import create_whitespace_augmenter
-from .model import build_global_pointer
+from .model import build_global_pointer, build_global_pointer_v2
 from .pipeline import GlobalPointer, make_global_pointer
 from .scorer import gp_score, make_gp_scorer
 from .tokenizer import create_language_tokenizer
@@ -11,6 +11,7 @@ __version__ = "0.2.0"
 __all__ = [
     "GlobalPointer",
     "build_global_pointer",
+    "build_global_pointer_v2",
     "create_language_tokenizer",
     "create_whitespace_augmenter",
     "gp_score",

@@ -42,12 +42,13 @@ from .settings import (
 
 DEFAULT_MODEL_CONFIG = """
 [model]
-@architectures = "spacy-globalpointer.GlobalPointer.v1"
+@architectures = "spacy-globalpointer.GlobalPointer.v2"
 head_width = 64
 rope = true
-efficient = false
+efficient = true
 max_length = 32
 score_budget = 20000000
+mixed_precision = false
 
 [model.tok2vec]
 @architectures = "spacy.Tok2Vec.v2"
@@ -101,7 +102,7 @@ def make_global_pointer(
 ) -> "GlobalPointer":
     """Create a GlobalPointer span recogniser (nested and flat NER).
 
-    model: scores every span up to max_length per label (GlobalPointer.v1).
+    model: scores every span up to max_length per label (GlobalPointer.v2, or v1).
     spans_key: key of doc.spans to read gold spans from and write predictions to.
     threshold: spans whose probability is above it are predicted; 0.5 is the loss's
         own boundary (logit 0).

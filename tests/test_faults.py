@@ -72,7 +72,7 @@ FAULTS = {
     "label renamed": (edit_json("cfg", lambda d: d["labels"].__setitem__(0, "LOC")), ValueError, "model", "do not belong together"),
     "input width": (edit_json("cfg", lambda d: d.__setitem__("input_width", 64)), ValueError, "model", "dimension 'nI'"),
     "head width": (edit_config("head_width = 64", "head_width = 32"), ValueError, "model", "size mismatch"),
-    "efficient": (edit_config("efficient = false", "efficient = true"), ValueError, "model", "bias"),
+    "efficient": (edit_config("efficient = true", "efficient = false"), ValueError, "model", "bias"),
     "rope": (edit_config("rope = true", "rope = false"), ValueError, "model", "saved with rope=True"),
     "tok2vec width": (edit_config("width = 96", "width = 64"), ValueError, "model", "change dimension"),
 }

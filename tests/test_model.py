@@ -43,3 +43,80 @@ def test_head_gradient_matches_finite_differences(efficient):
             numeric = (objective(plus) - objective(minus)) / (2 * eps)
             assert numeric == pytest.approx(float(dX[doc][i, j]), rel=2e-2, abs=2e-3)
 
+
+
+def _resolve(architecture: str, extra: str = ""):
+    from spacy.util import registry
+    from thinc.api import Config
+
+    config = f"""
+[model]
+@architectures = "{architecture}"
+head_width = 4
+{extra}
+
+[model.tok2vec]
+@architectures = "spacy.HashEmbedCNN.v2"
+pretrained_vectors = null
+width = 8
+depth = 1
+embed_size = 50
+window_size = 1
+maxout_pieces = 2
+subword_features = true
+"""
+    return registry.resolve(Config().from_str(config))["model"]
+
+
+def _initialized(model):
+    import spacy
+
+    model.get_ref("head").set_dim("nO", 2)
+    docs = [spacy.blank("en").make_doc(text) for text in ("a b c d", "e f")]
+    model.initialize(X=docs)
+    return model, docs
+
+
+@pytest.mark.parametrize(
+    "architecture,efficient",
+    [("spacy-globalpointer.GlobalPointer.v1", False), ("spacy-globalpointer.GlobalPointer.v2", True)],
+)
+def test_config_without_efficient_builds_each_versions_default(architecture, efficient):
+    model, _ = _initialized(_resolve(architecture))
+    head = model.get_ref("head")
+    assert head.attrs["efficient"] is efficient
+    assert head.layers[0].shims[0]._model.efficient is efficient
+    assert head.attrs["mixed_precision"] is False
+
+
+def test_v1_takes_no_mixed_precision_argument():
+    with pytest.raises(Exception, match="mixed_precision"):
+        _resolve("spacy-globalpointer.GlobalPointer.v1", "mixed_precision = true")
+
+
+@pytest.mark.parametrize("efficient", [False, True])
+def test_mixed_precision_on_cpu_changes_nothing(efficient):
+    """On CPU mixed precision is a no-op: the same scores and input gradients, bit for bit."""
+    torch.manual_seed(0)
+    plain, docs = _initialized(_resolve("spacy-globalpointer.GlobalPointer.v2", f"efficient = {str(efficient).lower()}"))
+    mixed = _resolve(
+        "spacy-globalpointer.GlobalPointer.v2", f"efficient = {str(efficient).lower()}\nmixed_precision = true"
+    )
+    mixed.get_ref("head").set_dim("nO", 2)
+    mixed.initialize(X=docs)
+    mixed.get_ref("tok2vec").from_bytes(plain.get_ref("tok2vec").to_bytes())
+    shim = mixed.get_ref("head").layers[0].shims[0]
+    shim._model.load_state_dict(plain.get_ref("head").layers[0].shims[0]._model.state_dict())
+    assert mixed.get_ref("head").attrs["mixed_precision"] is True
+    assert shim._mixed_precision is False  # thinc's autocast and scaler are CUDA-only
+    for y_plain, y_mixed in zip(plain.predict(docs), mixed.predict(docs)):
+        assert y_plain.dtype == y_mixed.dtype == numpy.float32
+        numpy.testing.assert_array_equal(y_plain, y_mixed)
+    X = plain.get_ref("tok2vec").predict(docs)
+    results = []
+    for model in (plain, mixed):
+        Y, backprop = model.get_ref("head").begin_update(X)
+        results.append((Y, backprop([numpy.ones_like(y) for y in Y])))
+    (Y_plain, dX_plain), (Y_mixed, dX_mixed) = results
+    for a, b in zip(Y_plain + dX_plain, Y_mixed + dX_mixed):
+        numpy.testing.assert_array_equal(a, b)

@@ -42,6 +42,7 @@ upstream = "tok2vec"
 
 
 def _global_pointer(efficient: bool) -> str:
+    # efficient is spelled out (v2's default is true), so that each system keeps its head.
     return f"""
 [components.global_pointer]
 factory = "global_pointer"
@@ -50,13 +51,14 @@ threshold = 0.5
 annotate_ents = false
 
 [components.global_pointer.model]
-@architectures = "spacy-globalpointer.GlobalPointer.v1"
+@architectures = "spacy-globalpointer.GlobalPointer.v2"
 nO = null
 head_width = 64
 rope = true
 efficient = {str(efficient).lower()}
 max_length = 32
 score_budget = 20000000
+mixed_precision = false
 
 [components.global_pointer.scorer]
 @scorers = "spacy-globalpointer.spans_scorer.v1"
