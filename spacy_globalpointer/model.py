@@ -224,11 +224,15 @@ def _predict_chunk(model: Model, padded: Floats3d, width: int, lengths: List[int
     import torch
 
     module = model.layers[0].shims[0]._model
-    convert_inputs = model.layers[0].attrs["convert_inputs"]
-    inputs, _ = convert_inputs(model.layers[0], (padded, width, lengths), False)
-    mixed = bool(model.attrs.get("mixed_precision")) and inputs.args[0].device.type == "cuda"
-    with torch.no_grad(), torch.autocast("cuda", enabled=mixed):
-        Yt = module(*inputs.args, **inputs.kwargs)
+    device = module.qk.weight.device
+    Xt = xp2torch(padded, device=device)
+    lengths_t = torch.tensor(lengths, device=device)
+    with torch.no_grad():
+        if model.attrs.get("mixed_precision") and device.type == "cuda":
+            with torch.autocast("cuda"):
+                Yt = module(Xt, width, lengths=lengths_t)
+        else:
+            Yt = module(Xt, width, lengths=lengths_t)
     return torch2xp(Yt.float())
 
 

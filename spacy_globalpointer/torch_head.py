@@ -6,7 +6,8 @@ once a model is actually built.
 Scores come out *banded*: ``scores[b, i, d, a]`` is s_a(i, i + d) for
 ``0 <= d < width``. With ``width == n`` this is the full upper triangle; with a
 span-width bound it is O(n * width) instead of O(n^2). Entries with
-``i + d >= length`` are padding and must be masked by the caller.
+``i + d >= length`` are padding: given the docs' lengths, the module zeroes them;
+otherwise the caller must mask them.
 """
 
 import math
@@ -96,7 +97,7 @@ def band_dot(q: Tensor, k: Tensor, width: int, zero_outside: bool = True) -> Ten
         k_block = k[:, row : row + block_rows + width - 1]
         n_block, n_cols = q_block.shape[1], k_block.shape[1]
         # (B, H, rows, cols): every query row of the block against the keys it can reach
-        full = torch.einsum("bihd,bjhd->bhij", q_block, k_block)
+        full = torch.matmul(q_block.transpose(1, 2), k_block.permute(0, 2, 3, 1))
         index, valid = _band_index(n_block, n_cols, width, q.device)
         band = torch.gather(full, 3, index.expand(n_batch, n_heads, n_block, width))
         if zero_outside:
