@@ -6,12 +6,16 @@ i..i+d form an entity of label a, for offsets ``0 <= d < width``. Cells with
 (whitespace tokens) are excluded too, in training and decoding alike.
 """
 
+from functools import lru_cache
 from typing import Any, Optional
 
 import numpy
 from spacy.attrs import IS_SPACE
 from spacy.tokens import Doc
 from thinc.api import Ops
+
+# valid_cells masks of at most this many cells are cached (sentences, not long docs).
+CACHED_CELLS = 16384
 
 
 def span_width(n_tokens: int, n_labels: int, max_length: Optional[int], score_budget: int) -> int:
@@ -42,12 +46,25 @@ def boundary_tokens(doc: Doc) -> numpy.ndarray:
 def valid_cells(ops: Ops, width: int, boundary: Any) -> Any:
     """Boolean (n_tokens, width): real spans whose first and last tokens may bound one.
 
-    boundary: (n_tokens,) booleans from ``boundary_tokens``.
+    boundary: (n_tokens,) booleans from ``boundary_tokens``. For a sentence-length doc
+    without whitespace tokens the result is a cached, read-only array shared with every
+    such doc of its length.
     """
     xp = ops.xp
     boundary = xp.asarray(boundary, dtype=bool)
     n_tokens = int(boundary.shape[0])
+    if xp is numpy and n_tokens * width <= CACHED_CELLS and boundary.all():
+        return _real_cells(n_tokens, width)
     ends = xp.arange(n_tokens)[:, None] + xp.arange(width)[None, :]
     real = ends < n_tokens
     end_ok = xp.concatenate([boundary, xp.zeros((max(width, 1),), dtype=bool)])[ends]
     return real & boundary[:, None] & end_ok
+
+
+@lru_cache(maxsize=256)
+def _real_cells(n_tokens: int, width: int) -> numpy.ndarray:
+    """valid_cells of a doc without whitespace tokens: span_mask, shared (read-only) by every
+    doc of the same length, in decoding and in the loss."""
+    cells = numpy.arange(n_tokens)[:, None] + numpy.arange(width)[None, :] < n_tokens
+    cells.flags.writeable = False
+    return cells

@@ -11,7 +11,7 @@ from spacy.pipeline.spancat import DEFAULT_SPANS_KEY
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
 from thinc.types import Floats3d
 
 from .band import boundary_tokens, valid_cells
@@ -68,6 +68,9 @@ maxout_pieces = 3
 depth = 4
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+
+# Decoding runs on numpy arrays (ops.to_numpy), whatever the model's ops.
+NUMPY_OPS = NumpyOps()
 
 # Coverage used for the max_length suggestion made in initialize().
 SPAN_LENGTH_COVERAGE = 0.995
@@ -224,17 +227,18 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
         No span starts or ends on a whitespace token. With annotate_ents, the
         best-scoring spans that share no token also go to doc.ents.
         """
-        labels = self.labels
+        # Label hashes: a Span built from one skips the string store lookup.
+        labels = [self.vocab.strings.add(label) for label in self.labels]
         threshold = self.logit_threshold
         n_not_finite = 0
         for doc, doc_scores in zip(docs, scores):
             values = self.model.ops.to_numpy(doc_scores)
             n_not_finite += count_not_finite(numpy, [values])
-            valid = valid_cells(self.model.ops, values.shape[1], boundary_tokens(doc))
+            valid = valid_cells(NUMPY_OPS, values.shape[1], boundary_tokens(doc))
             starts, ends, label_ids, span_scores = decode_spans(values, threshold, valid)
             spans = [
-                Span(doc, int(s), int(e), label=labels[a])
-                for s, e, a in zip(starts, ends, label_ids)
+                Span(doc, s, e, label=labels[a])
+                for s, e, a in zip(starts.tolist(), ends.tolist(), label_ids.tolist())
             ]
             probabilities = logit_to_probability(span_scores).astype("float32")
             doc.spans[self.key] = SpanGroup(

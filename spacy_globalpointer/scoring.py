@@ -45,30 +45,97 @@ def global_pointer_loss(
     if len(scores) != len(gold):
         raise ValueError(f"Got {len(scores)} score arrays but {len(gold)} gold entries.")
     scores = [_at_least_float32(xp, s) for s in scores]
-    d_scores = [ops.alloc3f(*s.shape) for s in scores]
     rows = [b for b, s in enumerate(scores) if gold[b] is not None and s.size]
+    # Docs that give no loss get zero gradients; the others are filled in below.
+    d_scores: List[Any] = [None if b in rows else ops.alloc3f(*s.shape) for b, s in enumerate(scores)]
     if not rows:
         return 0.0, d_scores
     n_labels = scores[rows[0]].shape[2]
-    flat_scores, flat_valid, flat_positive = [], [], []
+    cells = []
     for b in rows:
         n, width, _ = scores[b].shape
-        cells = span_mask(ops, n, width) if valid is None else xp.asarray(valid[b], dtype=bool)
-        if cells.shape != (n, width):
+        doc_cells = span_mask(ops, n, width) if valid is None else xp.asarray(valid[b], dtype=bool)
+        if doc_cells.shape != (n, width):
             raise ValueError(
-                f"valid[{b}] has shape {tuple(cells.shape)}, expected {(n, width)} "
+                f"valid[{b}] has shape {tuple(doc_cells.shape)}, expected {(n, width)} "
                 "(n_tokens, width) to match its scores."
             )
-        doc_valid = xp.broadcast_to(cells[:, :, None], scores[b].shape)
-        positive = xp.zeros(scores[b].shape, dtype=bool)
-        spans = gold[b]
+        cells.append(doc_cells)
+    _check_gold(xp, [gold[b] for b in rows], [scores[b].shape for b in rows], rows)
+    if xp is numpy:
+        terms = _flat_terms
+    else:
+        terms = _padded_terms  # CuPy has no reduceat
+    loss, d_rows = terms(ops, [scores[b] for b in rows], [gold[b] for b in rows], cells, n_labels)
+    for b, d in zip(rows, d_rows):
+        d_scores[b] = d
+    return loss, d_scores
+
+
+def _flat_terms(
+    ops: Ops, scores: List[Any], gold: List[Any], cells: List[Any], n_labels: int
+) -> Tuple[float, List[Any]]:
+    """Both terms over all docs' spans as one (spans, labels) array, summed per doc with
+    reduceat: no padding, so a batch of short docs beside a long one costs what it holds.
+    The positive term only visits the gold cells (a few per doc), not the whole band."""
+    xp = ops.xp
+    sizes = [int(s.shape[0] * s.shape[1]) for s in scores]
+    starts = numpy.cumsum([0] + sizes[:-1])
+    S = xp.concatenate([s.reshape(-1, n_labels) for s in scores])
+    real = xp.concatenate([c.reshape(-1) for c in cells])
+    neg_logits = xp.where(real[:, None], S, xp.asarray(-xp.inf, dtype=S.dtype))
+    # Gold cells as (flat cell, label), each once, where a span may be (the positives).
+    counts = [len(rows) for rows in gold]
+    cell = label = xp.zeros((0,), dtype="int64")
+    if sum(counts):
+        rows = xp.concatenate([rows for rows in gold if len(rows)]).astype("int64")
+        widths = xp.repeat(xp.asarray([s.shape[1] for s in scores]), counts)
+        flat = xp.repeat(xp.asarray(starts), counts) + rows[:, 0] * widths + rows[:, 1]
+        cell, label = xp.divmod(xp.unique(flat * n_labels + rows[:, 2]), n_labels)
+        keep = real[cell]
+        cell, label = cell[keep], label[keep]
+    neg_logits[cell, label] = -xp.inf
+    neg_lse = _segment_logsumexp_with_zero(xp, neg_logits, starts, sizes)
+    # Positive term per (doc, label) group: log(1 + sum e^{-s}) over its gold cells.
+    group = (xp.searchsorted(xp.asarray(starts), cell, side="right") - 1) * n_labels + label
+    pos_values = -S[cell, label]
+    shift = xp.zeros(len(scores) * n_labels, dtype=S.dtype)
+    xp.maximum.at(shift, group, pos_values)
+    pos_exps = xp.zeros_like(shift)
+    xp.add.at(pos_exps, group, xp.exp(pos_values - shift[group]))
+    pos_lse = (shift + xp.log(xp.exp(-shift) + pos_exps)).reshape(len(scores), n_labels)
+    loss = float((pos_lse + neg_lse).sum())
+    d_flat = xp.exp(neg_logits - xp.repeat(neg_lse, sizes, axis=0))
+    d_flat[cell, label] = -xp.exp(pos_values - pos_lse.reshape(-1)[group])
+    d_rows = [
+        d_flat[start : start + size].reshape(s.shape)
+        for start, size, s in zip(starts, sizes, scores)
+    ]
+    return loss, d_rows
+
+
+def _segment_logsumexp_with_zero(xp: Any, logits: Any, starts: Any, sizes: List[int]) -> Any:
+    """log(1 + sum(exp(segment))) for each segment of rows; -inf entries contribute nothing."""
+    shift = xp.maximum(xp.maximum.reduceat(logits, starts, axis=0), 0.0)
+    exps = xp.exp(logits - xp.repeat(shift, sizes, axis=0))
+    return shift + xp.log(xp.exp(-shift) + xp.add.reduceat(exps, starts, axis=0))
+
+
+def _padded_terms(
+    ops: Ops, scores: List[Any], gold: List[Any], cells: List[Any], n_labels: int
+) -> Tuple[float, List[Any]]:
+    """Both terms with the docs padded into (docs, spans, labels), for array modules
+    without reduceat (CuPy)."""
+    xp = ops.xp
+    flat_scores, flat_valid, flat_positive = [], [], []
+    for doc_scores, spans, doc_cells in zip(scores, gold, cells):
+        doc_valid = xp.broadcast_to(doc_cells[:, :, None], doc_scores.shape)
+        positive = xp.zeros(doc_scores.shape, dtype=bool)
         if len(spans):
-            _check_gold_rows(xp, spans, scores[b].shape, b)
             positive[spans[:, 0], spans[:, 1], spans[:, 2]] = True
-        flat_scores.append(scores[b].reshape(-1, n_labels))
+        flat_scores.append(doc_scores.reshape(-1, n_labels))
         flat_valid.append(doc_valid.reshape(-1, n_labels))
         flat_positive.append(positive.reshape(-1, n_labels))
-    # Pad into (docs, spans, labels) so both terms are computed for all docs at once.
     S = ops.pad(flat_scores)
     padded_valid = ops.pad(flat_valid)
     positive = ops.pad(flat_positive) & padded_valid
@@ -80,10 +147,11 @@ def global_pointer_loss(
     neg_lse = _logsumexp_with_zero(xp, neg_logits)
     loss = float((pos_lse + neg_lse).sum())
     d_padded = xp.exp(neg_logits - neg_lse[:, None, :]) - xp.exp(pos_logits - pos_lse[:, None, :])
-    for row, b in enumerate(rows):
-        n, width, _ = scores[b].shape
-        d_scores[b] = d_padded[row, : n * width].reshape(n, width, n_labels)
-    return loss, d_scores
+    d_rows = []
+    for row, doc_scores in enumerate(scores):
+        n, width, _ = doc_scores.shape
+        d_rows.append(d_padded[row, : n * width].reshape(n, width, n_labels))
+    return loss, d_rows
 
 
 def _at_least_float32(xp: Any, scores: Any) -> Any:
@@ -91,6 +159,28 @@ def _at_least_float32(xp: Any, scores: Any) -> Any:
     if dtype.kind == "f" and dtype.itemsize >= 4:
         return scores
     return scores.astype("float32")
+
+
+def _check_gold(xp: Any, gold: List[Any], shapes: List[Tuple[int, ...]], doc_indices: List[int]) -> None:
+    """Raise if any doc's gold row is not a valid span of its band (one test for the batch)."""
+    counts = [len(rows) for rows in gold]
+    if not sum(counts):
+        return
+    rows = xp.concatenate([rows for rows in gold if len(rows)])
+    n, width, n_labels = (xp.repeat(xp.asarray([shape[k] for shape in shapes]), counts) for k in range(3))
+    starts, offsets, labels = rows[:, 0], rows[:, 1], rows[:, 2]
+    bad = (
+        (starts < 0)
+        | (offsets < 0)
+        | (offsets >= width)
+        | (starts + offsets >= n)
+        | (labels < 0)
+        | (labels >= n_labels)
+    )
+    if bool(bad.any()):
+        for rows, shape, b in zip(gold, shapes, doc_indices):
+            if len(rows):
+                _check_gold_rows(xp, rows, shape, b)
 
 
 def _check_gold_rows(xp: Any, spans: Any, shape: Tuple[int, ...], doc_index: int) -> None:
@@ -132,10 +222,15 @@ def decode_spans(
     real span, i + d < n). Ends are exclusive. Order is (start, end, label):
     np.nonzero walks the (start, offset, label) axes in C order.
     """
-    n, width, _ = scores.shape
+    n, width, n_labels = scores.shape
     if valid is None:
         valid = numpy.arange(n)[:, None] + numpy.arange(width)[None, :] < n
-    starts, offsets, labels = numpy.nonzero((scores > threshold) & valid[:, :, None])
+    # The cells above threshold are few: find them first, then keep the valid ones (one
+    # pass over the scores instead of a band-sized mask and a 3-d nonzero).
+    above = numpy.flatnonzero(scores > threshold)
+    starts, offsets, labels = numpy.unravel_index(above, (n, width, n_labels))
+    keep = valid[starts, offsets]
+    starts, offsets, labels = starts[keep], offsets[keep], labels[keep]
     return starts, starts + offsets + 1, labels, scores[starts, offsets, labels]
 
 
@@ -173,4 +268,9 @@ def merge_entities(doc: Doc, spans: List[Span], overwrite: bool) -> List[Span]:
 
 def count_not_finite(xp: Any, arrays: Sequence[Any]) -> int:
     """How many values (NaN, inf) of the arrays are not finite."""
-    return sum(int(a.size - xp.isfinite(a).sum()) for a in arrays)
+    # A finite sum (the usual case) means every value is finite: no mask of the array's size.
+    # inf - inf or an overflowing sum only sends the array to the exact count.
+    with numpy.errstate(over="ignore", invalid="ignore"):
+        return sum(
+            int(a.size - xp.isfinite(a).sum()) for a in arrays if not bool(xp.isfinite(a.sum()))
+        )

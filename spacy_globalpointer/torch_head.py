@@ -6,11 +6,14 @@ once a model is actually built.
 Scores come out *banded*: ``scores[b, i, d, a]`` is s_a(i, i + d) for
 ``0 <= d < width``. With ``width == n`` this is the full upper triangle; with a
 span-width bound it is O(n * width) instead of O(n^2). Entries with
-``i + d >= length`` are padding and must be masked by the caller.
+``i + d >= length`` are padding: given the docs' lengths, the module zeroes them;
+otherwise the caller must mask them.
 """
 
 import math
 import os
+from functools import lru_cache
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +21,11 @@ from torch import Tensor, nn
 ROPE_BASE = 10000.0
 # Query rows scored per pass over a long input (bounds the q/k intermediates).
 ROW_BLOCK = 2048
+# Positions whose RoPE rotations a head keeps, computed once (1 MiB at head_width 64):
+# docs and row blocks within them reuse the table instead of recomputing sines and cosines.
+ROPE_TABLE_POSITIONS = 4096
+# Band index arrays up to this many cells are cached (sentence-length docs and chunks).
+CACHED_BAND_CELLS = 8192
 
 
 # Whether a GlobalPointerHead has run in this process (and so started torch's thread pool).
@@ -68,7 +76,7 @@ def apply_rope(x: Tensor, rotations: Tensor) -> Tensor:
     return rotated.to(x.dtype)
 
 
-def band_dot(q: Tensor, k: Tensor, width: int) -> Tensor:
+def band_dot(q: Tensor, k: Tensor, width: int, zero_outside: bool = True) -> Tensor:
     """out[b, i, d, h] = <q[b, i, h], k[b, i + d, h]> for d < width (0 where i + d >= Nk).
 
     q: (B, Nq, H, D), k: (B, Nk, H, D) with Nq <= Nk: the keys may run on past the
@@ -76,34 +84,59 @@ def band_dot(q: Tensor, k: Tensor, width: int) -> Tensor:
     matmul per block of R = max(width, 64) query rows against the R + width - 1 keys
     they reach, then the band is gathered: O(Nq * (R + width) * H * D) work in
     Nq / R BLAS calls (measured: 10-40x faster than a loop over diagonals).
+    zero_outside=False leaves cells with i + d >= Nk unspecified, for a caller that masks
+    them anyway (one pass less over the band).
     """
     n_batch, n_rows, n_heads, _ = q.shape
     if width <= 0 or n_rows == 0:
         return q.new_zeros((n_batch, n_rows, max(width, 0), n_heads))
     block_rows = max(width, 64)
-    offsets = torch.arange(width, device=q.device)
     blocks = []
     for row in range(0, n_rows, block_rows):
         q_block = q[:, row : row + block_rows]
         k_block = k[:, row : row + block_rows + width - 1]
         n_block, n_cols = q_block.shape[1], k_block.shape[1]
         # (B, H, rows, cols): every query row of the block against the keys it can reach
-        full = torch.einsum("bihd,bjhd->bhij", q_block, k_block)
-        cols = torch.arange(n_block, device=q.device)[:, None] + offsets[None, :]
-        valid = cols < n_cols
-        index = cols.clamp(max=n_cols - 1).expand(n_batch, n_heads, n_block, width)
-        band = torch.gather(full, 3, index) * valid
+        full = torch.matmul(q_block.transpose(1, 2), k_block.permute(0, 2, 3, 1))
+        index, valid = _band_index(n_block, n_cols, width, q.device)
+        band = torch.gather(full, 3, index.expand(n_batch, n_heads, n_block, width))
+        if zero_outside:
+            band = band * valid
         blocks.append(band.permute(0, 2, 3, 1))
-    return torch.cat(blocks, dim=1)
+    return blocks[0].contiguous() if len(blocks) == 1 else torch.cat(blocks, dim=1)
 
 
-def band_gather(x: Tensor, width: int) -> Tensor:
-    """out[b, i, d, :] = x[b, i + d, :] (0 where i + d >= N). x: (B, N, H)."""
-    length = x.shape[1]
-    cols = torch.arange(length, device=x.device)[:, None] + torch.arange(width, device=x.device)
-    valid = (cols < length).to(x.dtype)
-    gathered = x[:, cols.clamp(max=max(length - 1, 0))]
-    return gathered * valid[None, :, :, None]
+def band_window(x: Tensor, width: int) -> Tensor:
+    """out[b, i, d, :] = x[b, i + d, :] (0 where i + d >= N). x: (B, N, H).
+
+    A strided view of x padded with width - 1 zero rows: sliding windows, nothing
+    gathered or copied, so an addition reads it straight from x.
+    """
+    if width <= 0:
+        return x.new_zeros((x.shape[0], x.shape[1], 0, x.shape[2]))
+    padded = torch.nn.functional.pad(x, (0, 0, 0, width - 1))
+    return padded.unfold(1, width, 1).transpose(2, 3)
+
+
+def _band_index(
+    n_rows: int, n_cols: int, width: int, device: torch.device, clamp: bool = True
+) -> Tuple[Tensor, Tensor]:
+    """Column i + d of band cell (i, d), clamped into [0, n_cols) (unless clamp=False), and
+    whether it is a real column: (n_rows, width) each. Small ones are cached: doc and chunk
+    shapes recur."""
+    if n_rows * width <= CACHED_BAND_CELLS:
+        return _cached_band_index(n_rows, n_cols, width, device, clamp)
+    return _make_band_index(n_rows, n_cols, width, device, clamp)
+
+
+def _make_band_index(
+    n_rows: int, n_cols: int, width: int, device: torch.device, clamp: bool
+) -> Tuple[Tensor, Tensor]:
+    cols = torch.arange(n_rows, device=device)[:, None] + torch.arange(width, device=device)
+    return cols.clamp(max=max(n_cols - 1, 0)) if clamp else cols, cols < n_cols
+
+
+_cached_band_index = lru_cache(maxsize=128)(_make_band_index)
 
 
 class GlobalPointerHead(nn.Module):
@@ -128,27 +161,45 @@ class GlobalPointerHead(nn.Module):
         n_heads = 1 if efficient else n_labels
         self.qk = nn.Linear(n_in, n_heads * 2 * head_width)
         self.bias = nn.Linear(2 * head_width, 2 * n_labels) if efficient else None
+        # rope_rotations(ROPE_TABLE_POSITIONS, head_width) on the device last used; not a
+        # buffer, so neither saved nor loaded.
+        self._rope_table: Optional[Tensor] = None
 
-    def forward(self, X: Tensor, width: int) -> Tensor:
+    def forward(self, X: Tensor, width: int, lengths: Optional[Tensor] = None) -> Tensor:
         """X: (B, N, n_in) -> banded scores (B, N, width, n_labels).
 
         Long inputs go through in blocks of ROW_BLOCK query rows (each with the
         width - 1 keys after it), so the q/k intermediates stay O(ROW_BLOCK) while
         the scores are the same as in one pass.
+
+        lengths: (B,) the docs' lengths in the padded batch. Given, the padding cells
+        (i + d >= lengths[b]) come out as 0 (times the score: NaN stays NaN), in place at
+        the end, and so get no gradient; without, they are for the caller to mask.
         """
         global _ran_in_this_process
         _ran_in_this_process = True
         length = X.shape[1]
+        # The caller's mask (lengths) covers the cells past the batch's end too.
+        exact = lengths is None
         if length <= ROW_BLOCK:
-            return self._score_rows(X, 0, length, width)
-        blocks = []
-        for start in range(0, length, ROW_BLOCK):
-            stop = min(length, start + ROW_BLOCK)
-            key_stop = min(length, stop + width - 1)
-            blocks.append(self._score_rows(X[:, start:key_stop], start, stop - start, width))
-        return torch.cat(blocks, dim=1)
+            scores = self._score_rows(X, 0, length, width, exact)
+        else:
+            blocks = []
+            for start in range(0, length, ROW_BLOCK):
+                stop = min(length, start + ROW_BLOCK)
+                key_stop = min(length, stop + width - 1)
+                blocks.append(
+                    self._score_rows(X[:, start:key_stop], start, stop - start, width, exact)
+                )
+            scores = torch.cat(blocks, dim=1)
+        if lengths is not None:
+            ends, _ = _band_index(length, length, width, X.device, clamp=False)
+            scores.mul_((ends[None] < lengths[:, None, None])[..., None])
+        return scores
 
-    def _score_rows(self, X: Tensor, offset: int, n_rows: int, width: int) -> Tensor:
+    def _score_rows(
+        self, X: Tensor, offset: int, n_rows: int, width: int, exact: bool = True
+    ) -> Tensor:
         """Scores for the first n_rows positions of X, which start at doc position offset."""
         n_batch, length, _ = X.shape
         D = self.head_width
@@ -156,12 +207,25 @@ class GlobalPointerHead(nn.Module):
         qk = projected.view(n_batch, length, -1, 2 * D)
         q, k = qk[:, :n_rows, :, :D], qk[..., D:]
         if self.rope:
-            rotations = rope_rotations(length, D, device=q.device, offset=offset)
+            rotations = self._rotations(length, offset, q.device)
             q = apply_rope(q, rotations[:n_rows])
             k = apply_rope(k, rotations)
-        scores = band_dot(q, k, width) / math.sqrt(D)
+        scores = band_dot(q, k, width, zero_outside=exact) / math.sqrt(D)
         if self.bias is not None:
             biases = self.bias(projected) / 2
             start, end = biases[:, :n_rows, : self.n_labels], biases[..., self.n_labels :]
-            scores = scores + start[:, :, None, :] + band_gather(end, width)[:, :n_rows]
+            # (dot + start) + end, the second sum in place: one band-sized array, not two.
+            scores = scores + start[:, :, None, :]
+            scores += band_window(end, width)[:, :n_rows]
         return scores
+
+    def _rotations(self, n_positions: int, offset: int, device: torch.device) -> Tensor:
+        """rope_rotations(n_positions, head_width, offset=offset), from the table where it
+        reaches: the same values, as each position's rotation is computed on its own."""
+        if offset + n_positions > ROPE_TABLE_POSITIONS:
+            return rope_rotations(n_positions, self.head_width, device=device, offset=offset)
+        table = self._rope_table
+        if table is None or table.device != device:
+            table = rope_rotations(ROPE_TABLE_POSITIONS, self.head_width, device=device)
+            self._rope_table = table
+        return table[offset : offset + n_positions]

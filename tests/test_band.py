@@ -30,6 +30,14 @@ def test_valid_cells_equal_a_plain_loop(boundary, width):
     assert numpy.array_equal(valid_cells(OPS, width, numpy.asarray(boundary, dtype=bool)), expected)
 
 
+def test_valid_cells_of_docs_without_whitespace_are_shared_and_read_only():
+    first = valid_cells(OPS, 4, numpy.ones(6, dtype=bool))
+    assert first is valid_cells(OPS, 4, numpy.ones(6, dtype=bool))
+    assert numpy.array_equal(first, naive_valid([True] * 6, 4))
+    with pytest.raises(ValueError, match="read-only"):
+        first[0, 0] = False
+
+
 def test_boundary_tokens_are_the_non_whitespace_tokens():
     nlp = spacy.blank("en")
     doc = nlp("The  Bank\n\nof England ")

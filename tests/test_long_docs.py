@@ -8,8 +8,9 @@ import spacy
 from gp_testing import NESTED_TRAIN, make_examples, train_pipeline
 from thinc.api import NumpyOps, noop
 
+from spacy_globalpointer import model as model_module
 from spacy_globalpointer.band import span_width
-from spacy_globalpointer.model import _chunks, build_global_pointer, build_head_layers
+from spacy_globalpointer.model import SMALL_CHUNK, _chunks, build_global_pointer, build_head_layers
 from spacy_globalpointer.scoring import global_pointer_loss
 
 OPS = NumpyOps()
@@ -76,7 +77,7 @@ def test_span_width_and_budget():
     assert span_width(10**6, 5, None, 50_000) == 1  # never below one token
 
 
-def test_chunks_cover_each_nonempty_doc_once_within_budget():
+def test_chunks_cover_each_nonempty_doc_once_within_budget(monkeypatch):
     lengths = [5, 0, 300, 12, 7, 300, 1]
     widths = [span_width(n, 2, 16, 20_000) for n in lengths]
     chunks = _chunks(lengths, widths, 2, 20_000)
@@ -86,7 +87,13 @@ def test_chunks_cover_each_nonempty_doc_once_within_budget():
         longest = max(lengths[i] for i in chunk)
         padded = len(chunk) * longest * max(widths[i] for i in chunk) * 2
         assert padded <= 20_000 or len(chunk) == 1
-        assert all(2 * lengths[i] >= longest for i in chunk)  # padding at most doubles the work
+        # padding at most doubles the work, but for chunks too small to be worth a call
+        assert all(2 * lengths[i] >= longest for i in chunk) or padded <= SMALL_CHUNK
+    assert [sorted(c) for c in chunks] == [[2, 5], [0, 3, 4, 6]]
+    # without the small-chunk exemption: one chunk per halving of the length
+    with monkeypatch.context() as patch:
+        patch.setattr(model_module, "SMALL_CHUNK", 0)
+        chunks = _chunks(lengths, widths, 2, 20_000)
     assert [sorted(c) for c in chunks] == [[2, 5], [3, 4], [0], [6]]
 
 

@@ -120,3 +120,18 @@ def test_mixed_precision_on_cpu_changes_nothing(efficient):
     (Y_plain, dX_plain), (Y_mixed, dX_mixed) = results
     for a, b in zip(Y_plain + dX_plain, Y_mixed + dX_mixed):
         numpy.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("efficient", [False, True])
+def test_prediction_equals_the_training_forward(efficient):
+    """predict calls the torch module directly, begin_update goes through thinc's wrapper:
+    the same scores, bit for bit, for docs of any length, empty ones included."""
+    torch.manual_seed(0)
+    head = _head_model(efficient, max_length=4)
+    rng = numpy.random.default_rng(5)
+    X = [rng.normal(size=(n, 6)).astype("f") for n in (7, 0, 2, 30, 1)]
+    predicted = head.predict(X)
+    trained, _ = head.begin_update(X)
+    assert [y.shape for y in predicted] == [(7, 4, 2), (0, 0, 2), (2, 2, 2), (30, 4, 2), (1, 1, 2)]
+    for a, b in zip(predicted, trained):
+        numpy.testing.assert_array_equal(a, b)

@@ -252,3 +252,31 @@ def test_batch_loss_with_duplicates_and_unannotated_docs_equals_reference(docs):
         if rows is None:
             assert not g.any()
 
+
+
+def test_flat_and_padded_loss_paths_agree():
+    """The numpy path (one flat array, sparse positives) and the padded one (CuPy's) give
+    the same loss and gradients, with masked cells, duplicates and gold on masked cells."""
+    from spacy_globalpointer.scoring import _flat_terms, _padded_terms
+
+    rng = numpy.random.default_rng(4)
+    for _ in range(30):
+        n_labels = int(rng.integers(1, 5))
+        scores, gold, cells = [], [], []
+        for _ in range(int(rng.integers(1, 6))):
+            n = int(rng.integers(1, 30))
+            width = int(rng.integers(1, n + 1))
+            scores.append(rng.normal(scale=4, size=(n, width, n_labels)).astype("f"))
+            real = numpy.arange(n)[:, None] + numpy.arange(width)[None, :] < n
+            cells.append(real & (rng.random((n, width)) > 0.2))
+            rows = []
+            for _ in range(int(rng.integers(0, 5))):
+                i = int(rng.integers(0, n))
+                rows.append((i, int(rng.integers(0, min(width, n - i))), int(rng.integers(0, n_labels))))
+            gold.append(numpy.asarray(rows + rows[:1], dtype="i").reshape(-1, 3))
+        loss_flat, d_flat = _flat_terms(OPS, scores, gold, cells, n_labels)
+        loss_padded, d_padded = _padded_terms(OPS, scores, gold, cells, n_labels)
+        assert loss_flat == pytest.approx(loss_padded, rel=1e-6)
+        for a, b in zip(d_flat, d_padded):
+            assert a.shape == b.shape
+            numpy.testing.assert_allclose(a, b, atol=1e-5)

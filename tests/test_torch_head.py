@@ -13,7 +13,13 @@ from thinc.api import NumpyOps
 
 from spacy_globalpointer import torch_head
 from spacy_globalpointer.scoring import global_pointer_loss
-from spacy_globalpointer.torch_head import GlobalPointerHead, apply_rope, band_dot, rope_rotations
+from spacy_globalpointer.torch_head import (
+    GlobalPointerHead,
+    apply_rope,
+    band_dot,
+    band_window,
+    rope_rotations,
+)
 
 OPS = NumpyOps()
 
@@ -115,6 +121,49 @@ def test_band_dot_both_paths_equal_full_product(length, width):
         for d in range(width):
             expected = full[:, i, i + d] if i + d < length else numpy.zeros((2, 3))
             numpy.testing.assert_allclose(band[:, i, d], expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("efficient", [False, True])
+@pytest.mark.parametrize("row_block", [2048, 4])
+def test_lengths_zero_the_padding_cells_and_their_gradient(efficient, row_block, monkeypatch):
+    """With lengths, the head masks padding cells itself: real cells as without lengths,
+    padding cells exactly 0, and no gradient flows from them."""
+    monkeypatch.setattr(torch_head, "ROW_BLOCK", row_block)
+    torch.manual_seed(0)
+    module = GlobalPointerHead(6, 3, 8, rope=True, efficient=efficient)
+    X = torch.randn(3, 9, 6)
+    lengths = torch.tensor([9, 4, 1])
+    with torch.no_grad():
+        unmasked = module(X, 5)
+        masked = module(X, 5, lengths=lengths)
+    real = (torch.arange(9)[:, None] + torch.arange(5)[None, :])[None] < lengths[:, None, None]
+    assert torch.equal(masked[real], unmasked[real])
+    assert not masked[~real].any()
+    X_grad = X.clone().requires_grad_()
+    scores = module(X_grad, 5, lengths=lengths)
+    (scores * torch.randn_like(scores)).sum().backward()
+    # doc 2 is one token long: its padded rows 1.. get no gradient
+    assert not X_grad.grad[2, 1:].any() and X_grad.grad[2, 0].any()
+
+
+def test_rope_table_gives_the_rotations_computed_afresh():
+    module = GlobalPointerHead(4, 1, 8, rope=True, efficient=True)
+    device = torch.device("cpu")
+    for n_positions, offset in [(1, 0), (37, 0), (10, 2048), (5, torch_head.ROPE_TABLE_POSITIONS - 5), (20, torch_head.ROPE_TABLE_POSITIONS - 5), (3, 70_000)]:
+        expected = rope_rotations(n_positions, 8, device=device, offset=offset)
+        assert torch.equal(module._rotations(n_positions, offset, device), expected)
+    assert module._rope_table is not None and "_rope_table" not in module.state_dict()
+
+
+@pytest.mark.parametrize("length,width", [(1, 1), (5, 3), (4, 9), (30, 32)])
+def test_band_window_reads_the_next_rows(length, width):
+    x = torch.randn(2, length, 3)
+    window = band_window(x, width)
+    assert window.shape == (2, length, width, 3)
+    for i in range(length):
+        for d in range(width):
+            expected = x[:, i + d] if i + d < length else torch.zeros(2, 3)
+            assert torch.equal(window[:, i, d], expected)
 
 
 def test_torch_head_in_bfloat16_on_cpu():

@@ -262,6 +262,12 @@ def config_text(encoder: str, system: str) -> str:
     if system not in SYSTEMS:
         raise ValueError(f"Unknown system {system!r}; known: {sorted(SYSTEMS)}")
     component, head, score, _ = SYSTEMS[system]
+    return head_config_text(encoder, system, component, head, score)
+
+
+def head_config_text(encoder: str, system: str, component: str, head: str, score: str) -> str:
+    """The benchmark's config around any head: the head's config block, its component's
+    name in the pipeline and its score weight (bench/profile_head.py adds a trivial head)."""
     return _BASE.format(
         encoder=encoder, system=system, component=component,
         encode=ENCODERS[encoder], head=head, score=score,

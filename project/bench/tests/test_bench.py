@@ -379,3 +379,24 @@ def test_conll2003_is_a_flat_dataset_of_the_shared_data():
     assert spec["lang"] == "en" and spec["heldout"] == "test"
     assert bench_run.Dataset("conll2003").value == "conll2003"
     assert "spancat" not in spec["systems"] and {"crf", "ner"} <= set(spec["systems"])
+
+
+def test_profile_head_times_a_head_against_its_encoder_and_a_trivial_head():
+    from bench import profile_head
+
+    profile_head._register_trivial_head()
+    examples = profile_head.load_examples(None, "en", 24, 0)
+    assert len(examples) == 24 and any(eg.reference.spans["sc"] for eg in examples)
+    pipelines = {
+        name: profile_head.build_pipeline(name, "cnn", "en", examples, 2, 8, 0)
+        for name in ("global_pointer_efficient", profile_head.TRIVIAL)
+    }
+    texts = [eg.predicted.text for eg in examples]
+    figures = profile_head.measure(pipelines, examples, texts, 4, 16, 8, 1)
+    row = figures["systems"]["global_pointer_efficient"]
+    for label in ("batch1", "large"):
+        assert 0 < row[label]["throughput_vs_encoder"] and row[label]["head_share"] < 1
+    assert row["train_vs_trivial_head"] > 0 and "batch1" not in figures["systems"][profile_head.TRIVIAL]
+    listings = profile_head.profiles(pipelines["global_pointer_efficient"], examples, texts, 4, 16, 8, 5, True)
+    assert any("torch.profiler" in title for title in listings)
+    assert all("function calls" in text for title, text in listings.items() if title.startswith("cProfile"))
