@@ -7,7 +7,6 @@ with ``i + d >= n_tokens`` are padding (see ``band.span_mask``) and hold 0. The 
 docs so that memory stays linear in the doc length.
 """
 
-import warnings
 from typing import Any, Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
@@ -24,13 +23,9 @@ from thinc.api import (
 )
 from thinc.types import Floats2d, Floats3d
 
-from .band import span_width
+from .band import chunk_docs, span_width, warn_if_capped
 
 HEAD_NAME = "global_pointer_head"
-# Scores (cells x labels) up to which docs of any lengths share one padded chunk: a torch
-# call costs about as much as that many scores (measured: a training batch of 16
-# sentences in one call instead of three takes 15-20% less head time).
-SMALL_CHUNK = 1 << 18
 
 
 @registry.architectures("spacy-globalpointer.GlobalPointer.v1")
@@ -185,11 +180,11 @@ def _head_forward(
     budget = model.attrs["score_budget"]
     lengths = [int(x.shape[0]) for x in X]
     widths = [span_width(n, n_labels, model.attrs["max_length"], budget) for n in lengths]
-    _warn_if_capped(lengths, widths, model.attrs["max_length"])
+    warn_if_capped(lengths, widths, model.attrs["max_length"])
     # Empty docs get a (0, 0, n_labels) array here; the others a view of their chunk's scores.
     Y: List[Any] = [None if n else ops.alloc3f(0, 0, n_labels) for n in lengths]
     chunk_backprops = []
-    for chunk in _chunks(lengths, widths, n_labels, budget):
+    for chunk in chunk_docs(lengths, widths, n_labels, budget):
         padded = ops.pad([X[i] for i in chunk])
         width = max(widths[i] for i in chunk)
         # The head zeroes padding cells (i + d >= n), in the output and so in its gradient,
@@ -234,50 +229,6 @@ def _predict_chunk(model: Model, padded: Floats3d, width: int, lengths: List[int
         else:
             Yt = module(Xt, width, lengths=lengths_t)
     return torch2xp(Yt.float())
-
-
-def _chunks(
-    lengths: List[int], widths: List[int], n_labels: int, budget: int
-) -> List[List[int]]:
-    """Group non-empty docs, longest first, into padded chunks.
-
-    A chunk stays within budget, and holds docs at least half as long as its
-    longest, so that padding at most doubles the work (sentence batches would
-    otherwise pad every doc to the batch's longest), unless the chunk is small
-    (SMALL_CHUNK scores): there a call to the head costs more than the padding.
-    """
-    order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
-    chunks: List[List[int]] = []
-    current: List[int] = []
-    chunk_width = 0
-    for i in order:
-        width = max(chunk_width, widths[i])
-        if current:
-            padded = (len(current) + 1) * lengths[current[0]] * width * n_labels
-            if padded > budget or (2 * lengths[i] < lengths[current[0]] and padded > SMALL_CHUNK):
-                chunks.append(current)
-                current, width = [], widths[i]
-        current.append(i)
-        chunk_width = width
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def _warn_if_capped(lengths: List[int], widths: List[int], max_length: Optional[int]) -> None:
-    capped = [
-        (n, w)
-        for n, w in zip(lengths, widths)
-        if w < (n if max_length is None else min(n, max_length))
-    ]
-    if capped:
-        n, w = max(capped)
-        warnings.warn(
-            f"GlobalPointer: {len(capped)} doc(s) exceed score_budget; the longest "
-            f"({n} tokens) is scored for spans of up to {w} tokens only. Set a smaller "
-            "max_length or a larger score_budget.",
-            stacklevel=3,
-        )
 
 
 def _convert_inputs(

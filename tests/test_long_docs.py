@@ -8,9 +8,9 @@ import spacy
 from gp_testing import NESTED_TRAIN, make_examples, train_pipeline
 from thinc.api import NumpyOps, noop
 
-from spacy_globalpointer import model as model_module
-from spacy_globalpointer.band import span_width
-from spacy_globalpointer.model import SMALL_CHUNK, _chunks, build_global_pointer, build_head_layers
+from spacy_globalpointer import band as band_module
+from spacy_globalpointer.band import SMALL_CHUNK, chunk_docs, span_width
+from spacy_globalpointer.model import build_global_pointer, build_head_layers
 from spacy_globalpointer.scoring import global_pointer_loss
 
 OPS = NumpyOps()
@@ -80,7 +80,7 @@ def test_span_width_and_budget():
 def test_chunks_cover_each_nonempty_doc_once_within_budget(monkeypatch):
     lengths = [5, 0, 300, 12, 7, 300, 1]
     widths = [span_width(n, 2, 16, 20_000) for n in lengths]
-    chunks = _chunks(lengths, widths, 2, 20_000)
+    chunks = chunk_docs(lengths, widths, 2, 20_000)
     flat = sorted(i for chunk in chunks for i in chunk)
     assert flat == [0, 2, 3, 4, 5, 6]
     for chunk in chunks:
@@ -92,8 +92,8 @@ def test_chunks_cover_each_nonempty_doc_once_within_budget(monkeypatch):
     assert [sorted(c) for c in chunks] == [[2, 5], [0, 3, 4, 6]]
     # without the small-chunk exemption: one chunk per halving of the length
     with monkeypatch.context() as patch:
-        patch.setattr(model_module, "SMALL_CHUNK", 0)
-        chunks = _chunks(lengths, widths, 2, 20_000)
+        patch.setattr(band_module, "SMALL_CHUNK", 0)
+        chunks = chunk_docs(lengths, widths, 2, 20_000)
     assert [sorted(c) for c in chunks] == [[2, 5], [3, 4], [0], [6]]
 
 
