@@ -168,26 +168,17 @@ def _check_gold(xp: Any, gold: List[Any], shapes: List[Tuple[int, ...]], doc_ind
         return
     rows = xp.concatenate([rows for rows in gold if len(rows)])
     n, width, n_labels = (xp.repeat(xp.asarray([shape[k] for shape in shapes]), counts) for k in range(3))
-    starts, offsets, labels = rows[:, 0], rows[:, 1], rows[:, 2]
-    bad = (
-        (starts < 0)
-        | (offsets < 0)
-        | (offsets >= width)
-        | (starts + offsets >= n)
-        | (labels < 0)
-        | (labels >= n_labels)
-    )
-    if bool(bad.any()):
+    if bool(_outside_band(rows, n, width, n_labels).any()):
         for rows, shape, b in zip(gold, shapes, doc_indices):
             if len(rows):
                 _check_gold_rows(xp, rows, shape, b)
 
 
-def _check_gold_rows(xp: Any, spans: Any, shape: Tuple[int, ...], doc_index: int) -> None:
-    """Raise if a gold row (start, offset, label) is not a valid span of the band."""
-    n, width, n_labels = shape
-    starts, offsets, labels = spans[:, 0], spans[:, 1], spans[:, 2]
-    bad = (
+def _outside_band(rows: Any, n: Any, width: Any, n_labels: Any) -> Any:
+    """Boolean per gold row (start, offset, label): not a valid cell of the band (the
+    sizes are numbers, or arrays of one per row)."""
+    starts, offsets, labels = rows[:, 0], rows[:, 1], rows[:, 2]
+    return (
         (starts < 0)
         | (offsets < 0)
         | (offsets >= width)
@@ -195,6 +186,11 @@ def _check_gold_rows(xp: Any, spans: Any, shape: Tuple[int, ...], doc_index: int
         | (labels < 0)
         | (labels >= n_labels)
     )
+
+
+def _check_gold_rows(xp: Any, spans: Any, shape: Tuple[int, ...], doc_index: int) -> None:
+    """Raise if a gold row (start, offset, label) is not a valid span of the band."""
+    bad = _outside_band(spans, *shape)
     n_bad = int(bad.sum())
     if n_bad:
         example = [int(v) for v in spans[xp.nonzero(bad)[0][0]]]
