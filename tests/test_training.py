@@ -187,7 +187,8 @@ def test_spacy_find_threshold_searches_probabilities(tmp_path: Path):
     under-trained pipeline; each trial's F equals nlp.evaluate at that threshold."""
     from gp_testing import train_pipeline
 
-    nlp, examples = train_pipeline(n_updates=3)
+    # the standard head: after 3 updates its best threshold is not 0.5
+    nlp, examples = train_pipeline({"model": {"efficient": False}}, n_updates=3)
     nlp.to_disk(tmp_path / "model")
     dev = tmp_path / "dev.spacy"
     DocBin(docs=[eg.reference for eg in examples]).to_disk(dev)
