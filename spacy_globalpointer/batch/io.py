@@ -184,6 +184,19 @@ class Writer:
 
     def abort(self) -> None:
         """Close without finishing the file (it is about to be deleted)."""
+        self._release()
+
+    def close(self) -> None:
+        if not self._closed and self.fmt == "parquet" and self._parquet is None:
+            # No records: still leave a valid, empty file.
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            schema = pa.schema([("id", self._id_type()), ("spans", span_arrow_type())])
+            pq.write_table(schema.empty_table(), self.path)
+        self._release()
+
+    def _release(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -191,22 +204,6 @@ class Writer:
             self._file.close()
         if self._parquet is not None:
             self._parquet.close()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._file is not None:
-            self._file.close()
-        if self.fmt == "parquet":
-            if self._parquet is None:  # no records: still leave a valid, empty file
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
-                schema = pa.schema([("id", self._id_type()), ("spans", span_arrow_type())])
-                pq.write_table(schema.empty_table(), self.path)
-            else:
-                self._parquet.close()
 
 
 def error_line(line: int, row_id: Any, reason: str) -> str:
