@@ -48,6 +48,10 @@ def _positive_float(value: str) -> float:
     return number
 
 
+# Ray options and their defaults, by argparse dest.
+RAY_DEFAULTS: Dict[str, Any] = {"workers": 1, "cpus_per_worker": 1.0, "ray_batch_size": 256}
+
+
 def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("annotate", help="annotate a JSON lines or Parquet file")
     p.add_argument("model", help="pipeline directory or installed package name")
@@ -69,20 +73,26 @@ def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ray-address", default=None, help='Ray cluster address, or "local" to start one'
     )
+    # The Ray options default to None so that one given without --ray-address is refused
+    # rather than ignored.
     p.add_argument(
-        "--workers", type=_positive_int, default=1, help="Ray actors (each loads the pipeline)"
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help=f"Ray actors (each loads the pipeline; default {RAY_DEFAULTS['workers']})",
     )
     p.add_argument(
         "--cpus-per-worker",
         type=_positive_float,
-        default=1,
-        help="Ray CPUs (torch threads) per actor",
+        default=None,
+        help=f"Ray CPUs (torch threads) per actor (default {RAY_DEFAULTS['cpus_per_worker']})",
     )
     p.add_argument(
         "--ray-batch-size",
         type=_positive_int,
-        default=256,
-        help="rows per Ray batch (rounded down to whole --batch-size batches)",
+        default=None,
+        help="rows per Ray batch, rounded down to whole --batch-size batches "
+        f"(default {RAY_DEFAULTS['ray_batch_size']})",
     )
     p.add_argument(
         "--chunk-size",
@@ -170,15 +180,28 @@ def build_parser() -> argparse.ArgumentParser:
 def annotate_options(args: argparse.Namespace) -> AnnotateOptions:
     """The run's options from the parsed ``annotate`` arguments."""
     ray = None
+    ray_given = [
+        f"--{name.replace('_', '-')}" for name in RAY_DEFAULTS if getattr(args, name) is not None
+    ]
     if args.ray_address is not None:
+        if args.threads is not None:
+            raise AnnotateError(
+                "--threads sets the torch threads of a local run; on Ray each actor runs "
+                "--cpus-per-worker threads"
+            )
+        given = {name: getattr(args, name) for name in RAY_DEFAULTS}
+        settings = {name: RAY_DEFAULTS[name] if v is None else v for name, v in given.items()}
         ray = RayOptions(
             address=args.ray_address,
-            workers=args.workers,
-            cpus_per_worker=args.cpus_per_worker,
-            batch_size=args.ray_batch_size,
+            workers=settings["workers"],
+            cpus_per_worker=settings["cpus_per_worker"],
+            batch_size=settings["ray_batch_size"],
         )
-    elif args.workers != 1:
-        raise AnnotateError("--workers needs --ray-address (locally torch uses the cores)")
+    elif ray_given:
+        raise AnnotateError(
+            f"{', '.join(ray_given)} needs --ray-address (locally torch uses the cores; "
+            "--threads sets how many)"
+        )
     return AnnotateOptions(
         text_field=args.text_field,
         id_field=args.id_field,

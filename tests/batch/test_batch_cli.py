@@ -333,3 +333,29 @@ def test_cli_refuses_unknown_arguments(capsys):
         main(["annotate", "m", "in.jsonl", "out.jsonl", "--paths.train", "x"])
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --paths.train x" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--workers", "2"], "--workers needs --ray-address"),
+        (["--cpus-per-worker", "2"], "--cpus-per-worker needs --ray-address"),
+        (["--ray-batch-size", "64"], "--ray-batch-size needs --ray-address"),
+        (["--ray-address", "local", "--threads", "2"], "--threads sets the torch threads"),
+    ],
+)
+def test_options_of_the_other_engine_are_refused_not_ignored(extra, message):
+    from spacy_globalpointer.batch.cli import annotate_options
+
+    args = build_parser().parse_args(["annotate", "m", "in.jsonl", "out.jsonl", *extra])
+    with pytest.raises(AnnotateError, match=message):
+        annotate_options(args)
+
+
+def test_ray_options_default_when_not_given():
+    from spacy_globalpointer.batch.cli import annotate_options
+
+    args = build_parser().parse_args(["annotate", "m", "in.jsonl", "out.jsonl", "--ray-address", "local"])
+    ray = annotate_options(args).ray
+    assert (ray.workers, ray.cpus_per_worker, ray.batch_size) == (1, 1.0, 256)
+    assert annotate_options(build_parser().parse_args(["annotate", "m", "i", "o"])).ray is None
