@@ -385,7 +385,7 @@ def _overrides(run: Dict[str, Any]) -> str:
     return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in items.items()) or "defaults"
 
 
-def tuned_section(results: List[Dict[str, Any]]) -> List[str]:
+def tuned_section(results: List[Dict[str, Any]], heading: str = "###") -> List[str]:
     """Runs with per-system settings (learning rate, threshold) chosen on dev: per seed and
     the median, and global_pointer's margin over the best spancat, seed by seed."""
     parts: List[str] = []
@@ -394,7 +394,7 @@ def tuned_section(results: List[Dict[str, Any]]) -> List[str]:
         groups.setdefault((r["dataset"], r["encoder"]), {}).setdefault(r["system"], []).append(r)
     for (dataset, encoder), systems in sorted(groups.items()):
         steps = sorted({r["steps"] for runs in systems.values() for r in runs})
-        parts += [f"### {dataset}, {encoder} encoder, {', '.join(map(str, steps))} steps", "",
+        parts += [f"{heading} {dataset}, {encoder} encoder, {', '.join(map(str, steps))} steps", "",
                   DATASET_NOTES.get(dataset, dataset), ""]
         lines = []
         medians: Dict[str, Dict[int, float]] = {}
@@ -469,6 +469,332 @@ def sweep_section(runs: Sequence[Dict[str, Any]]) -> List[str]:
     return parts
 
 
+# --- head cost (bench/profile_head.py, collected into head_cost.json) ---------------------
+
+# The head-cost issue's targets: prediction at batch 256 at least this fraction of the
+# encoder alone's throughput; training at least this fraction of a trivial head's, and at
+# least this multiple of the CRF's words/s; at batch 1 a head share no higher than the
+# CRF's and ner's.
+HEAD_TARGET_LARGE = 0.90
+HEAD_TARGET_TRAIN_TRIVIAL = 0.85
+HEAD_TARGET_TRAIN_CRF = 1.3
+HEAD_SYSTEMS = ("global_pointer_efficient", "global_pointer")  # the heads the targets are for
+ROLE_ORDER = ("before", "after", "current")
+HEAD_METRICS = ("bs1_share", "large_share", "large_vs_encoder", "train_vs_trivial", "train_vs_crf")
+
+
+def _run_metrics(systems: Dict[str, Any], system: str) -> Dict[str, Optional[float]]:
+    """One profile_head run's figures for a system; training against the CRF paired within
+    the run (both timed in the same rotation, so machine drift cancels)."""
+    row = systems[system]
+    crf = systems.get("crf", {}).get("train_words_per_s")
+    return {
+        "bs1_share": row.get("batch1", {}).get("head_share"),
+        "large_share": row.get("large", {}).get("head_share"),
+        "large_vs_encoder": row.get("large", {}).get("throughput_vs_encoder"),
+        "train_vs_trivial": row.get("train_vs_trivial_head"),
+        "train_vs_crf": row["train_words_per_s"] / crf if crf and row.get("train_words_per_s") else None,
+    }
+
+
+HeadKey = Tuple[str, str, str]  # session, data, encoder
+
+
+def summarize_head_cost(records: Sequence[Dict[str, Any]]) -> Dict[HeadKey, Dict[str, Any]]:
+    """Per (session, data, encoder): per role, its labels, run count, docs/words and, per
+    system, the medians over runs of each metric. Sessions newest first (the reverse of the
+    order they were collected in), data sets in the order collected."""
+    out: Dict[HeadKey, Dict[str, Any]] = {}
+    for r in records:
+        key = (r["session"], r["data"], r["encoder"])
+        role = out.setdefault(key, {"roles": {}})["roles"].setdefault(
+            r["role"], {"labels": [], "runs": 0, "per_run": {}, "docs": None, "words": None})
+        if r["label"] not in role["labels"]:
+            role["labels"].append(r["label"])
+        role["runs"] += 1
+        role["docs"], role["words"] = r["figures"].get("docs"), r["figures"].get("words")
+        systems = r["figures"]["systems"]
+        for system in systems:
+            if system == "trivial_head":
+                continue
+            per = role["per_run"].setdefault(system, {m: [] for m in HEAD_METRICS})
+            for metric, value in _run_metrics(systems, system).items():
+                per[metric].append(value)
+    for group in out.values():
+        for role in group["roles"].values():
+            role["systems"] = {
+                system: {m: _median(values[m]) for m in HEAD_METRICS}
+                for system, values in sorted(role.pop("per_run").items(), key=lambda kv: _sort_key(("", "", kv[0])))
+            }
+    sessions = list(dict.fromkeys(k[0] for k in out))[::-1]
+    return {k: out[k] for s in sessions for k in out if k[0] == s}
+
+
+def _data_name(data: str) -> str:
+    if data.startswith("../../shared/data/"):
+        return data[len("../../shared/data/"):]
+    return "demo-like (in memory)" if data == "demo (in memory)" else data
+
+
+def _share(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def _times(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def _verdict(ok: Optional[bool]) -> str:
+    return "not measured" if ok is None else "**met**" if ok else "**missed**"
+
+
+def _judged_role(roles: Dict[str, Any]) -> str:
+    """The package the targets judge: the newest side of the comparison measured."""
+    known = [r for r in ROLE_ORDER if r in roles]
+    return known[-1] if known else next(iter(roles))
+
+
+def head_targets(systems: Dict[str, Dict[str, Optional[float]]], system: str) -> List[str]:
+    """The four targets for one head, each cell its number(s) and verdict, judged on the
+    unrounded medians."""
+    row = systems[system]
+    large = row["large_vs_encoder"]
+    cells = [f"{_share(large)}: {_verdict(None if large is None else large >= HEAD_TARGET_LARGE)}"]
+    refs = [(name, systems[s]["bs1_share"]) for s, name in (("crf", "CRF"), ("ner", "ner"))
+            if s in systems and systems[s]["bs1_share"] is not None]
+    bs1 = row["bs1_share"]
+    ok = None if bs1 is None or not refs else all(bs1 <= ref for _, ref in refs)
+    versus = ", ".join(f"{name} {_share(ref)}" for name, ref in refs) or "no CRF or ner run"
+    cells.append(f"{_share(bs1)} ({versus}): {_verdict(ok)}")
+    trivial, crf = row["train_vs_trivial"], row["train_vs_crf"]
+    cells.append(f"{_share(trivial)}: {_verdict(None if trivial is None else trivial >= HEAD_TARGET_TRAIN_TRIVIAL)}")
+    cells.append(f"{_times(crf)}: {_verdict(None if crf is None else crf >= HEAD_TARGET_TRAIN_CRF)}")
+    return cells
+
+
+def head_cost_section(records: Sequence[Dict[str, Any]]) -> List[str]:
+    """Head shares, throughput against the encoder and training against a trivial head and
+    the CRF, per measurement session, before -> after; the targets judged on the numbers."""
+    if not records:
+        return ["No head-cost measurements collected yet (`bench/profile_head.py --output OUT.json`, then "
+                "`python bench/run.py collect-head-cost OUT.json --label COMMIT --role after`).", ""]
+    parts = [
+        "From `bench/profile_head.py` (method and commands in the Head cost notes above), collected "
+        "in `bench/results/head_cost.json`. Each system is timed as the whole pipeline against its "
+        "encoder alone (head share = 1 - t_encoder / t_pipeline; throughput = t_encoder / "
+        "t_pipeline) and in training against the same encoder with a trivial head; training "
+        "against the CRF is words/s over the CRF's in the same run. Every figure is the median "
+        "over runs of a ratio taken within a run, one thread. A session's runs alternated the "
+        "packages on one machine: compare within a session. The package timed is the commit "
+        "named (imported through `PYTHONPATH`); the records' `code.commit` is the checkout "
+        "`profile_head.py` ran from. `crf` and `ner` run the same code on both sides: their "
+        "movement is the noise.", ""]
+    summary = summarize_head_cost(records)
+    header = ["data, encoder", "system", "batch 1: head share", "batch 256: head share",
+              "batch 256: throughput / encoder's", "training / trivial head's", "training words/s / CRF's"]
+    target_header = ["data, encoder", "head (package)",
+                     f"batch 256 >= {HEAD_TARGET_LARGE:.0%} of the encoder",
+                     "batch 1: head share <= CRF's and ner's",
+                     f"training >= {HEAD_TARGET_TRAIN_TRIVIAL:.0%} of the trivial head",
+                     f"training >= {HEAD_TARGET_TRAIN_CRF:.1f}x the CRF's"]
+    for session in dict.fromkeys(k[0] for k in summary):
+        groups = {k: v for k, v in summary.items() if k[0] == session}
+        roles: Dict[str, List[str]] = {}
+        for group in groups.values():
+            for role, values in group["roles"].items():
+                roles.setdefault(role, [])
+                roles[role] += [label for label in values["labels"] if label not in roles[role]]
+        order = [r for r in ROLE_ORDER if r in roles] + [r for r in roles if r not in ROLE_ORDER]
+        title = " → ".join(f"{', '.join(roles[r])} ({r})" for r in order)
+        parts += [f"### Session {session}: {title}", ""]
+        data_lines, lines, target_lines = [], [], []
+        for (_, data, encoder), group in groups.items():
+            shown = [r for r in order if r in group["roles"]]
+            last = group["roles"][shown[-1]]
+            size = (f"{last['docs']:,} docs, {last['words']:,} words" if last.get("docs") and last.get("words")
+                    else "size not recorded")
+            data_lines.append(f"- {_data_name(data)}, {encoder}: {size}; runs: " + ", ".join(
+                f"{group['roles'][r]['runs']} {r} ({', '.join(group['roles'][r]['labels'])})" for r in shown))
+            systems = list(dict.fromkeys(s for r in shown for s in group["roles"][r]["systems"]))
+            for system in sorted(systems, key=lambda name: _sort_key(("", "", name))):
+                cells = []
+                for metric, fmt in zip(HEAD_METRICS, (_share, _share, _share, _share, _times)):
+                    values = [fmt(group["roles"][r]["systems"][system][metric])
+                              for r in shown if system in group["roles"][r]["systems"]]
+                    cells.append(" → ".join(values))
+                lines.append([f"{_data_name(data)}, {encoder}", SYSTEM_NAMES.get(system, system), *cells])
+            judged = _judged_role(group["roles"])
+            judged_systems = group["roles"][judged]["systems"]
+            for system in HEAD_SYSTEMS:
+                if system in judged_systems:
+                    target_lines.append([f"{_data_name(data)}, {encoder}",
+                                         f"{SYSTEM_NAMES[system]}, {', '.join(group['roles'][judged]['labels'])} ({judged})",
+                                         *head_targets(judged_systems, system)])
+        parts += [*data_lines, "", _table(header, lines), ""]
+        if target_lines:
+            parts += [f"Targets, session {session} (judged on the medians above, newest package):", "",
+                      _table(target_header, target_lines), ""]
+    return parts
+
+
+# --- converged runs (run until dev F stopped improving) ------------------------------------
+
+# What stops a run other than convergence (patience): its budget.
+CAP_STOPS = {"steps": "the cap, not convergence, stopped this run",
+             "time": "the cap, not convergence, stopped this run",
+             "max_epochs": "the epoch limit, not convergence, stopped this run"}
+
+
+def _learn_rate(run: Dict[str, Any]) -> str:
+    """The run's learning rate: its --set override, else the base config's (marked)."""
+    value = (run.get("overrides") or {}).get("training.optimizer.learn_rate")
+    if value is None:
+        value = (run.get("config_overrides") or {}).get("training.optimizer.learn_rate")
+    if value is not None:
+        return str(value)
+    return f"{_base_learn_rate(run['encoder'], run['system'])} (default)"
+
+
+def _base_learn_rate(encoder: str, system: str) -> str:
+    from bench.configs import config_text
+
+    try:
+        from spacy.util import load_config_from_str
+
+        config = load_config_from_str(config_text(encoder, system), interpolate=False)
+        return str(config["training"]["optimizer"]["learn_rate"])
+    except Exception:  # an encoder or system the configs no longer know
+        return "?"
+
+
+def _range_cell(values: Sequence[Optional[float]]) -> str:
+    present = [v for v in values if v is not None]
+    if not present:
+        return "—"
+    cell = _pct(statistics.median(present))
+    if len(present) > 1:
+        cell += f" ({_pct(min(present))}-{_pct(max(present))})"
+    return cell
+
+
+def _nested(runs: Sequence[Dict[str, Any]]) -> bool:
+    """Nested data: the held-out gold has spans inside others (from the scores, not the name)."""
+    return any((r["test"].get("nested_gold") or {}).get("spans") for r in runs)
+
+
+def _converged_targets(systems: Dict[str, List[Dict[str, Any]]], nested: bool) -> List[str]:
+    """GENIA-like (nested) data: global_pointer >= the best spancat + 3 points; flat data:
+    >= the CRF's and ner's. On median test F at the default threshold, and again with the
+    thresholds tuned on dev where the head has them (a system without one keeps its F)."""
+    def f(system: str, tuned: bool) -> Optional[float]:
+        runs = systems.get(system, [])
+        if tuned:
+            return _median([_tuned_f(r) if "threshold" in r else r["test"]["overall"]["f"] for r in runs])
+        return _median([r["test"]["overall"]["f"] for r in runs])
+
+    refs = ([s for s in systems if s.startswith("spancat")] if nested
+            else [s for s in ("crf", "ner") if s in systems])
+    goal = "best spancat + 3 points" if nested else "the CRF's and ner's F"
+    out = []
+    for head in ("global_pointer", "global_pointer_efficient"):
+        if head not in systems:
+            continue
+        texts = []
+        for tuned in (False, True):
+            if tuned and not any("threshold" in r for r in systems[head]):
+                continue
+            mine = f(head, tuned)
+            scored = [(s, f(s, tuned)) for s in refs if f(s, tuned) is not None]
+            if mine is None or not scored:
+                texts.append("not measured (no " + ("spancat" if nested else "CRF or ner") + " run)")
+                break  # tuned or not, there is nothing to compare with
+            if nested:
+                best = max(scored, key=lambda x: x[1])
+                margin = mine - best[1]
+                ok = margin >= 0.03 - 1e-12
+                detail = f"{_pct(mine)} vs {SYSTEM_NAMES.get(best[0], best[0])} {_pct(best[1])}: {margin * 100:+.1f} points"
+            else:
+                ok = all(mine >= v for _, v in scored)
+                detail = f"{_pct(mine)} vs " + ", ".join(f"{SYSTEM_NAMES.get(s, s)} {_pct(v)} ({(mine - v) * 100:+.1f})"
+                                                          for s, v in scored)
+                missing = [SYSTEM_NAMES[s] for s in ("crf", "ner") if s not in dict(scored)]
+                if missing:
+                    detail += f" ({' and '.join(missing)} not run)"
+            how = "thresholds tuned on dev" if tuned else "default threshold"
+            texts.append(f"{how}: {detail}, {_verdict(ok)}")
+        out.append(f"- Target ({SYSTEM_NAMES[head]} >= {goal}): " + "; ".join(texts) + ".")
+    if not out:
+        out.append(f"- Target (global_pointer >= {goal}): not measured (no global_pointer run).")
+    return out
+
+
+def converged_section(runs: Sequence[Dict[str, Any]]) -> List[str]:
+    """Runs trained until dev F stopped improving (--patience, --steps as the cap): scores,
+    what it took to reach the best dev F, and what stopped each run."""
+    if not runs:
+        return ["No converged runs yet (`python bench/run.py run DATASET --patience P --steps CAP --output "
+                "bench/runs_converged`, then `python bench/run.py collect bench/runs_converged --kind converged`).", ""]
+    parts = ["Each run trained until its dev F had not improved for `patience` steps (the best dev "
+             "checkpoint is scored), or until its cap; a run the cap stopped is flagged. Medians "
+             "over seeds, (min-max) where several.", ""]
+    groups: Dict[Tuple[str, str], Dict[str, List[Dict[str, Any]]]] = {}
+    for r in runs:
+        groups.setdefault((r["dataset"], r["encoder"]), {}).setdefault(r["system"], []).append(r)
+    for (dataset, encoder), systems in sorted(groups.items()):
+        everything = [r for rs in systems.values() for r in rs]
+        nested = _nested(everything)
+        patience = sorted({r.get("patience", 0) for r in everything})
+        caps = sorted({r["steps"] for r in everything})
+        evals = sorted({r.get("eval_every") for r in everything if r.get("eval_every")})
+        parts += [f"### {dataset}, {encoder} encoder", "", DATASET_NOTES.get(dataset, dataset), "",
+                  f"Patience {', '.join(f'{p:,}' for p in patience)} steps; cap {', '.join(f'{c:,}' for c in caps)} "
+                  f"steps; dev F every {', '.join(f'{e:,}' for e in evals) or '?'} steps.", ""]
+        limited = any(r.get("train_limit") for r in everything)
+        header = ["system", "seeds", "dev F", "test F", "test F, threshold tuned on dev"]
+        header += ["nested recall"] if nested else []
+        header += ["steps to best dev", "stopped by", "wall-clock to best dev", "train words/s"]
+        header += ["train limit (docs)"] if limited else []
+        header += ["learning rate"]
+        lines, flagged = [], []
+        ordered = sorted(systems, key=lambda name: _sort_key(("", "", name)))
+        for system in ordered:
+            rs = sorted(systems[system], key=lambda r: r["seed"])
+            name = SYSTEM_NAMES.get(system, system)
+            stops: Dict[str, int] = {}
+            for r in rs:
+                stop = r.get("stopped_by") or "?"
+                stops[stop] = stops.get(stop, 0) + 1
+                if stop in CAP_STOPS:
+                    flagged.append(f"- {name}, seed {r['seed']}: stopped by `{stop}` at step "
+                                   f"{r.get('steps_run', r['steps']):,} (best dev at step {r['best']['step']:,}): "
+                                   f"{CAP_STOPS[stop]}.")
+            stop_cell = ", ".join((f"**{k}** ({n})" if k in CAP_STOPS else f"{k} ({n})") for k, n in stops.items())
+            wall = _median([r["best"].get("wall_seconds") for r in rs])
+            line = [name, ", ".join(str(r["seed"]) for r in rs),
+                    _range_cell([r["best"]["dev_f"] for r in rs]),
+                    _range_cell([r["test"]["overall"]["f"] for r in rs]),
+                    _range_cell([_tuned_f(r) for r in rs])]
+            if nested:
+                line.append(_pct(_median([(r["test"].get("nested_gold") or {}).get("recall") for r in rs])))
+            line += [_num(_median([r["best"]["step"] for r in rs])), stop_cell,
+                     "—" if wall is None else f"{wall / 60:,.1f} min",
+                     _num(_median([r["train_words_per_second"] for r in rs]))]
+            if limited:
+                line.append(", ".join(sorted({f"{r['train_limit']:,}" if r.get("train_limit") else "all"
+                                              for r in rs})))
+            line.append(", ".join(dict.fromkeys(_learn_rate(r) for r in rs)))
+            lines.append(line)
+        parts += [_table(header, lines), ""]
+        if flagged:
+            parts += flagged + [""]
+        rows = [{"system": s, "per_type": {label: _median([r["test"]["per_type"].get(label, {}).get("f")
+                                                           for r in systems[s]])
+                                           for label in sorted({lab for r in systems[s] for lab in r["test"]["per_type"]})}}
+                for s in ordered]
+        parts += [per_type_table(rows), "", *_converged_targets(systems, nested), ""]
+    return parts
+
+
 def build_page(
     results: List[Dict[str, Any]],
     timings: List[Dict[str, Any]],
@@ -479,8 +805,11 @@ def build_page(
     notes: str = "",
     tuned: Sequence[Dict[str, Any]] = (),
     sweeps: Optional[Mapping[str, Sequence[Dict[str, Any]]]] = None,
+    converged: Sequence[Dict[str, Any]] = (),
+    head_cost: Sequence[Dict[str, Any]] = (),
 ) -> str:
-    """The markdown results page."""
+    """The markdown results page: runs at convergence first, the head's cost, then the
+    fixed-budget runs (summary, per data set, targets, tuned runs), then the sweeps."""
     rows = summarize(results, timings)
     machine = results[0]["machine"] if results else {}
     parts = ["# Benchmarks: global_pointer vs spancat, a CRF tagger and spaCy ner", "",
@@ -499,7 +828,18 @@ def build_page(
         parts += [f"Package commit(s) the training runs used (last commit of `spacy_globalpointer/`; "
                   f"\"+\": modified sources): {', '.join(commits)}; torch/BLAS threads per "
                   f"process: {', '.join(threads)}; one training or timing process at a time.", ""]
-    parts += ["## Summary", "", "Held-out F1 (median over seeds), training and prediction "
+    parts += ["## At convergence", "", *converged_section(converged)]
+    parts += ["## Speed: the head's cost", "", *head_cost_section(head_cost)]
+    # The fixed-budget runs stop at a step count, not when dev F stops improving: their
+    # heading says so, with the budgets the runs record.
+    budgets = sorted({r["steps"] for r in [*results, *tuned]})
+    budget = (f"{budgets[0]:,}-{budgets[-1]:,}" if len(budgets) > 1 else f"{budgets[0]:,}") if budgets else "no"
+    parts += [f"## Fixed budget ({budget} steps, not converged)", "",
+              "Every system of a data set trained for the same number of steps (same batcher, "
+              "optimizer, dropout and embedding) and was scored at its best dev checkpoint within "
+              "them; most were still improving when the budget ran out, so these tables rank the "
+              "systems at equal steps, not at their best.", ""]
+    parts += ["### Summary", "", "Held-out F1 (median over seeds), training and prediction "
               "throughput (median over timing repeats), one thread.", "", summary_table(rows), ""]
     steps = sorted({r["steps"] for r in results})
     if steps:
@@ -507,17 +847,17 @@ def build_page(
                   "system of a dataset (same batcher, optimizer, dropout and embedding).", ""]
     fig_names = {p.name for p in figures}
     for (dataset, encoder), group in _group(rows).items():
-        parts += [f"## {dataset}, {encoder} encoder", "", DATASET_NOTES.get(dataset, dataset), ""]
+        parts += [f"### {dataset}, {encoder} encoder (fixed budget)", "", DATASET_NOTES.get(dataset, dataset), ""]
         sizes = next((r.get("spancat_sizes") for r in group if r.get("spancat_sizes")), None)
         if sizes:
             parts += [f"spancat n-gram sizes covering 99.5% of the training spans: {sizes[0]}-{sizes[-1]}.", ""]
         nested = dataset == "genia"
-        parts += ["### Accuracy (held-out split)", "", accuracy_table(group, nested), "",
+        parts += ["#### Accuracy (held-out split)", "", accuracy_table(group, nested), "",
                   "With several seeds, every column is the median over seeds, taken column by column.", ""]
         if nested:
             parts += ["CRF and ner cannot nest: they are trained on the outermost gold spans; "
                       "\"F (outermost gold)\" scores every system against those.", ""]
-        parts += [per_type_table(group), "", "### Speed", "", speed_table(group), ""]
+        parts += [per_type_table(group), "", "#### Speed", "", speed_table(group), ""]
         for kind in ("f1", "speed", "curve"):
             name = f"{dataset}-{encoder}-{kind}.png"
             if name in fig_names:
@@ -527,13 +867,13 @@ def build_page(
                 except ValueError:
                     pass
                 parts += [f"![{dataset} {encoder} {kind}]({rel.as_posix()})", ""]
-    parts += ["## Targets", "", targets_table(targets(rows)), ""]
+    parts += ["### Targets (fixed budget)", "", targets_table(targets(rows)), ""]
     if tuned:
-        parts += ["## Tuned runs", "", "Each system with the learning rate that did best for it in the "
+        parts += ["### Tuned runs (fixed budget)", "", "Each system with the learning rate that did best for it in the "
                   "tuning sweep below, and its decision threshold picked on dev (`bench/run.py "
                   "tune-threshold`: the grid value with the best dev F1; the held-out split never "
                   "chooses). Same encoder, data and step budget for every system.", "",
-                  *tuned_section(list(tuned))]
+                  *tuned_section(list(tuned), heading="####")]
     for name, runs in sorted((sweeps or {}).items()):
         section = sweep_section(runs)
         if section:
@@ -558,9 +898,10 @@ def main(
     written = make_figures(summarize(runs, timings), figures)
     page = build_page(runs, timings, figures=written, page_dir=output.parent, commands=command,
                       notes=notes.read_text(encoding="utf8") if notes else "", tuned=data["tuned"],
-                      sweeps=data["sweeps"])
+                      sweeps=data["sweeps"], converged=data["converged"], head_cost=data["head_cost"])
     output.write_text(page, encoding="utf8")
-    print(f"{len(runs)} runs, {len(timings)} timing repeats -> {output}, {len(written)} figures in {figures}")
+    print(f"{len(runs)} runs, {len(timings)} timing repeats, {len(data['converged'])} converged runs, "
+          f"{len(data['head_cost'])} head-cost records -> {output}, {len(written)} figures in {figures}")
 
 
 if __name__ == "__main__":

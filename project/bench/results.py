@@ -8,6 +8,10 @@ Runs write run dirs that stay local (``bench/run.py run``, ``bench/gpu/sweep.sh`
                     runs and timing repeats
     tuned.json      kind "tuned": the tuned runs (bench/runs_tuned), training runs only
     sweep.json      kind "sweep": tuning sweeps (bench/sweeps/NAME), each run with "sweep"
+    converged.json  kind "converged": runs trained until dev F stopped improving
+                    (bench/runs_converged: `run --patience P --steps CAP`), training runs only
+    head_cost.json  kind "head_cost": bench/profile_head.py outputs, folded by
+                    ``python bench/run.py collect-head-cost FILE.json... --label COMMIT --role before``
 
 A run record is the run's result.json plus "path" (the run dir, relative to the folded
 dir), "threshold" (threshold.json, if any; its "test_default" is left out where it equals
@@ -15,6 +19,15 @@ dir), "threshold" (threshold.json, if any; its "test_default" is left out where 
 config of bench/configs.py, as dotted keys; "config_removed" lists base keys the run
 lacked). A timing record is the timing JSON plus its path and what the path names. Paths
 are relative to project/.
+
+A head-cost record is one profile_head output less its cProfile/torch listings: "figures"
+(per system: head shares, throughput against the encoder, training against the trivial head,
+words/s and the raw seconds per repeat), "code", "lang", "encoder", "threads", "data" (relative
+to project/ under the shared data, else its file name), plus "label" (the commit of the
+package timed: profile_head's "code" names the checkout it ran from, not the package
+PYTHONPATH imported), "role" ("before", "after" or "current"), "session" (the measurement
+session: runs of one session were alternated and are compared with each other) and "source"
+(session/file name: collecting that file again replaces the record).
 """
 
 from __future__ import annotations
@@ -22,7 +35,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bench.configs import config_text
 
@@ -35,6 +48,16 @@ class Kind(str, Enum):
     runs = "runs"
     tuned = "tuned"
     sweep = "sweep"
+    converged = "converged"
+    head_cost = "head_cost"
+
+
+class Role(str, Enum):
+    """What a head-cost measurement's package is to the comparison of its session."""
+
+    before = "before"
+    after = "after"
+    current = "current"
 
 
 def relative_path(value: str) -> str:
@@ -124,7 +147,7 @@ def read_runs(root: Path, kind: Kind) -> Tuple[List[Record], List[Record]]:
                 for p in sorted(root.glob("*/*/*/result.json"))]
         return runs, []
     runs = [run_record(p.parent, root) for p in sorted(root.glob("*/*/*/seed*/result.json"))]
-    if kind is Kind.tuned:  # the tuned runs are compared on scores only
+    if kind in (Kind.tuned, Kind.converged):  # compared on scores and training runs only
         return runs, []
     return runs, [timing_record(p, root) for p in sorted(root.glob("*/*/timing/*/*.json"))]
 
@@ -167,6 +190,8 @@ def _merge(old: List[Record], new: List[Record], key: Any) -> List[Record]:
 def fold(root: Path, kind: Kind, results_dir: Path) -> Dict[Path, Tuple[int, int]]:
     """Fold a runs dir into the compact files; a run or timing repeat already there (same
     path, and sweep) is replaced. Returns each written file's run and timing counts."""
+    if kind is Kind.head_cost:
+        raise ValueError("head-cost results are profile_head outputs: fold them with fold_head_cost")
     runs, timings = read_runs(root, kind)
     if kind is Kind.runs:
         targets = sorted({r["dataset"] for r in runs} | {t["dataset"] for t in timings})
@@ -189,10 +214,61 @@ def fold(root: Path, kind: Kind, results_dir: Path) -> Dict[Path, Tuple[int, int
     return written
 
 
+def _data_path(value: str) -> str:
+    """profile_head's --data as kept: relative to project/ under the shared data (as the
+    commands in NOTES name it), its file name elsewhere; "demo (in memory)" as it is."""
+    if "/" not in value and "." not in value:
+        return value
+    parts = PurePosixPath(value).parts
+    for i in range(len(parts) - 1, 0, -1):
+        if parts[i - 1:i + 1] == ("shared", "data"):
+            return PurePosixPath("..", "..", "shared", "data", *parts[i + 1:]).as_posix()
+    return PurePosixPath(value).name
+
+
+def _package_path(value: str) -> str:
+    """The package folder PYTHONPATH imported: relative to project/ in a checkout, else its
+    last two folders (e.g. gp_before/spacy_globalpointer: the extracted commit the NOTES'
+    commands name), never a machine's absolute path."""
+    try:
+        return PurePosixPath("..", Path(value).resolve().relative_to(PROJECT.parent).as_posix()).as_posix()
+    except ValueError:
+        return PurePosixPath(*PurePosixPath(value).parts[-2:]).as_posix()
+
+
+def head_cost_record(path: Path, label: str, role: Role, session: Optional[str] = None) -> Record:
+    """One profile_head output (--output JSON) as a compact record, listings dropped."""
+    out = _read(path)
+    code = dict(out.get("code", {}))
+    if code.get("package_path"):
+        code["package_path"] = _package_path(code["package_path"])
+    session = session or path.resolve().parent.name
+    return {"source": f"{session}/{path.name}", "session": session, "label": label, "role": role.value,
+            "data": _data_path(str(out.get("data", "?"))), "lang": out.get("lang"),
+            "encoder": out.get("encoder"), "threads": out.get("threads"), "code": code,
+            "figures": out["figures"]}
+
+
+def fold_head_cost(paths: Sequence[Path], label: str, role: Role, into: Path,
+                   session: Optional[str] = None) -> int:
+    """Add profile_head outputs to a head_cost.json (created if missing); a record of the
+    same source (session and file name) is replaced in place, new ones are appended, so the
+    file keeps the order they were collected in. Returns the file's record count."""
+    data = _read(into) if into.exists() else {"kind": Kind.head_cost.value, "runs": []}
+    if data.get("kind") != Kind.head_cost.value:
+        raise ValueError(f"{into} holds kind {data.get('kind')!r} results, not 'head_cost'")
+    new = [head_cost_record(p, label, role, session) for p in paths]
+    data["runs"] = _merge(data["runs"], new, lambda r: r["source"])
+    _write(into, data)
+    return len(data["runs"])
+
+
 def load(results_dir: Path) -> Dict[str, Any]:
-    """Every compact file of a folder: "runs" and "timings" (the main tables), "tuned", and
-    "sweeps" (name -> runs), each in the order of the run dirs."""
-    out: Dict[str, Any] = {"runs": [], "timings": [], "tuned": [], "sweeps": {}}
+    """Every compact file of a folder: "runs" and "timings" (the main tables), "tuned",
+    "converged", "sweeps" (name -> runs), each in the order of the run dirs, and
+    "head_cost" (in the order collected)."""
+    out: Dict[str, Any] = {"runs": [], "timings": [], "tuned": [], "converged": [], "sweeps": {},
+                           "head_cost": []}
     for path in sorted(results_dir.glob("*.json")):
         data = _read(path)
         kind = Kind(data["kind"])
@@ -201,11 +277,16 @@ def load(results_dir: Path) -> Dict[str, Any]:
             out["timings"] += data.get("timings", [])
         elif kind is Kind.tuned:
             out["tuned"] += data["runs"]
+        elif kind is Kind.converged:
+            out["converged"] += data["runs"]
+        elif kind is Kind.head_cost:
+            out["head_cost"] += data["runs"]
         else:
             for run in data["runs"]:
                 out["sweeps"].setdefault(run["sweep"], []).append(run)
     out["runs"].sort(key=_run_order)
     out["timings"].sort(key=_timing_order)
     out["tuned"].sort(key=_run_order)
+    out["converged"].sort(key=_run_order)
     out["sweeps"] = {name: sorted(runs, key=_run_order) for name, runs in sorted(out["sweeps"].items())}
     return out

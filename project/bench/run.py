@@ -38,7 +38,7 @@ if not __package__:
     sys.path.insert(0, str(PROJECT))
 
 from bench.configs import ENCODERS, FLAT_SYSTEMS, SYSTEMS, config_text  # noqa: E402
-from bench.results import Kind, fold  # noqa: E402
+from bench.results import Kind, Role, fold, fold_head_cost  # noqa: E402
 from scripts.span_metrics import CharSpan, char_spans, outermost, score_predictions  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -745,15 +745,35 @@ def run(
 def collect(
     runs: Annotated[Path, typer.Argument(exists=True, file_okay=False,
                                          help="Runs dir: bench/runs, bench/runs_tuned or one sweep, bench/sweeps/NAME")],
-    kind: Annotated[Kind, typer.Option(help="runs: into {dataset}.json; tuned: tuned.json; sweep: sweep.json, "
-                                            "under the folder's name")] = Kind.runs,
+    kind: Annotated[Kind, typer.Option(help="runs: into {dataset}.json; tuned: tuned.json; converged: "
+                                            "converged.json; sweep: sweep.json, under the folder's name "
+                                            "(head_cost: see collect-head-cost)")] = Kind.runs,
     results: Annotated[Path, typer.Option(help="Folder of the compact results files")] = BENCH / "results",
 ) -> None:
     """Fold finished runs (result.json, threshold.json, config.cfg, timing JSON) into the
     compact results the page is built from; a run already there is replaced. Then rebuild
     the page with bench/report.py."""
+    if kind is Kind.head_cost:
+        raise typer.BadParameter("head-cost results are bench/profile_head.py outputs: use collect-head-cost")
     for path, (n_runs, n_timings) in fold(runs, kind, results).items():
         print(f"{path}: {n_runs} runs, {n_timings} timing repeats")
+
+
+@app.command("collect-head-cost")
+def collect_head_cost(
+    files: Annotated[List[Path], typer.Argument(exists=True, dir_okay=False,
+                                                help="bench/profile_head.py --output files")],
+    label: Annotated[str, typer.Option(help="Commit of the package these runs timed (the PYTHONPATH's), e.g. 6d0a443")],
+    role: Annotated[Role, typer.Option(help="The package's side of the comparison")] = Role.current,
+    session: Annotated[Optional[str], typer.Option(
+        help="Measurement session the runs belong to (alternated runs compared with each other); default: each file's folder name")] = None,
+    into: Annotated[Path, typer.Option(help="Compact head-cost file")] = BENCH / "results" / "head_cost.json",
+) -> None:
+    """Fold head-cost measurements (bench/profile_head.py --output) into head_cost.json;
+    a file already collected (same session and file name) is replaced. Then rebuild the
+    page with bench/report.py."""
+    n = fold_head_cost(files, label, role, into, session)
+    print(f"{into}: {n} head-cost records ({len(files)} collected as {label}, {role.value})")
 
 
 @app.command("status")
