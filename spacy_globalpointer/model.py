@@ -77,6 +77,37 @@ def build_global_pointer_v2(
     )
 
 
+@registry.architectures("spacy-globalpointer.GlobalPointer.v3")
+def build_global_pointer_v3(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    nO: Optional[int] = None,
+    head_width: int = 64,
+    rope: bool = True,
+    efficient: bool = True,
+    max_length: Optional[int] = None,
+    score_budget: int = 20_000_000,
+    mixed_precision: bool = False,
+    width_bias: bool = False,
+) -> Model[List[Doc], List[Floats3d]]:
+    """GlobalPointer.v2 with an optional learned bias per label and span width.
+
+    The arguments of v2 (see ``build_global_pointer_v2``). width_bias: add a learned
+    score per label and span width (1..16 tokens one each, longer widths in shared
+    buckets up to 128+) to every span's score.
+    """
+    return _build(
+        tok2vec,
+        nO,
+        head_width,
+        rope,
+        efficient,
+        max_length,
+        score_budget,
+        mixed_precision,
+        width_bias=width_bias,
+    )
+
+
 def _build(
     tok2vec: Model[List[Doc], List[Floats2d]],
     nO: Optional[int],
@@ -86,26 +117,28 @@ def _build(
     max_length: Optional[int],
     score_budget: int,
     mixed_precision: bool,
+    width_bias: Optional[bool] = None,
 ) -> Model[List[Doc], List[Floats3d]]:
+    """width_bias None: an architecture without the option (v1, v2); the attr is left out,
+    so that their saved weights and configs stay as they were."""
     if not isinstance(head_width, int) or head_width < 2 or head_width % 2:
         raise ValueError(f"head_width must be an even integer >= 2, got {head_width!r}")
     if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
         raise ValueError(f"max_length must be a positive integer or null, got {max_length!r}")
     if not isinstance(score_budget, int) or score_budget < 1:
         raise ValueError(f"score_budget must be a positive integer, got {score_budget!r}")
+    attrs = {
+        "head_width": head_width,
+        "rope": rope,
+        "efficient": efficient,
+        "max_length": max_length,
+        "score_budget": score_budget,
+        "mixed_precision": bool(mixed_precision),
+    }
+    if width_bias is not None:
+        attrs["width_bias"] = bool(width_bias)
     head = Model(
-        HEAD_NAME,
-        _head_forward,
-        init=_head_init,
-        dims={"nI": None, "nO": nO},
-        attrs={
-            "head_width": head_width,
-            "rope": rope,
-            "efficient": efficient,
-            "max_length": max_length,
-            "score_budget": score_budget,
-            "mixed_precision": bool(mixed_precision),
-        },
+        HEAD_NAME, _head_forward, init=_head_init, dims={"nI": None, "nO": nO}, attrs=attrs
     )
     model: Model[List[Doc], List[Floats3d]] = chain(tok2vec, head)
     model.set_ref("tok2vec", tok2vec)
@@ -129,6 +162,7 @@ def build_head_layers(head: Model) -> None:
         head.attrs["head_width"],
         rope=head.attrs["rope"],
         efficient=head.attrs["efficient"],
+        width_bias=head.attrs.get("width_bias", False),
     )
     # thinc autocasts to CUDA only, and its gradient scaler refuses CPU tensors: mixed
     # precision is switched on where the head runs on a CUDA device, and is a no-op elsewhere.
@@ -263,7 +297,7 @@ def _convert_outputs(
 
 # Head attrs that decide the torch module's layout or function, and those that only
 # decide which spans are scored.
-STRUCTURAL_ATTRS = ("head_width", "rope", "efficient")
+STRUCTURAL_ATTRS = ("head_width", "rope", "efficient", "width_bias")
 BAND_ATTRS = ("max_length", "score_budget")
 # Attrs the config decides whatever the saved weights say (how the head runs).
 CONFIG_ATTRS = (*BAND_ATTRS, "mixed_precision")

@@ -26,6 +26,10 @@ ROW_BLOCK = 2048
 ROPE_TABLE_POSITIONS = 4096
 # Band index arrays up to this many cells are cached (sentence-length docs and chunks).
 CACHED_BAND_CELLS = 8192
+# Span widths with a bias of their own (width_bias): 1..16 tokens one each, longer ones
+# share buckets ([17, 24), [24, 32), [32, 48) ... 128+): long spans are rare.
+WIDTH_BUCKET_EDGES = (*range(1, 18), 24, 32, 48, 64, 96, 128)
+N_WIDTH_BUCKETS = len(WIDTH_BUCKET_EDGES)
 
 
 # Whether a GlobalPointerHead has run in this process (and so started torch's thread pool).
@@ -118,6 +122,18 @@ def band_window(x: Tensor, width: int) -> Tensor:
     return padded.unfold(1, width, 1).transpose(2, 3)
 
 
+def width_buckets(width: int) -> Tensor:
+    """Bucket of each span width 1..width (band offset d = width - 1), shape (width,):
+    the last edge of WIDTH_BUCKET_EDGES at or below it."""
+    return _width_buckets(width)
+
+
+@lru_cache(maxsize=64)
+def _width_buckets(width: int) -> Tensor:
+    edges = torch.tensor(WIDTH_BUCKET_EDGES)
+    return torch.searchsorted(edges, torch.arange(1, width + 1), right=True) - 1
+
+
 def _band_index(
     n_rows: int, n_cols: int, width: int, device: torch.device, clamp: bool = True
 ) -> Tuple[Tensor, Tensor]:
@@ -146,10 +162,20 @@ class GlobalPointerHead(nn.Module):
     efficient=True (Efficient GlobalPointer): one shared q/k projection p_i, plus
     per-label start/end biases read off p_i: s_a(i, j) = <R_i q_i, R_j k_j> / sqrt(D)
     + (b_start_a(i) + b_end_a(j)) / 2.
+    width_bias=True: plus a learned bias per label and span width bucket,
+    c_a(bucket(j - i + 1)) (RoPE makes the dot product depend on j - i, but gives no
+    prior over span lengths).
     """
 
     def __init__(
-        self, n_in: int, n_labels: int, head_width: int, *, rope: bool, efficient: bool
+        self,
+        n_in: int,
+        n_labels: int,
+        head_width: int,
+        *,
+        rope: bool,
+        efficient: bool,
+        width_bias: bool = False,
     ) -> None:
         super().__init__()
         if head_width % 2:
@@ -161,6 +187,9 @@ class GlobalPointerHead(nn.Module):
         n_heads = 1 if efficient else n_labels
         self.qk = nn.Linear(n_in, n_heads * 2 * head_width)
         self.bias = nn.Linear(2 * head_width, 2 * n_labels) if efficient else None
+        self.width_bias = (
+            nn.Parameter(torch.zeros(N_WIDTH_BUCKETS, n_labels)) if width_bias else None
+        )
         # rope_rotations(ROPE_TABLE_POSITIONS, head_width) on the device last used; not a
         # buffer, so neither saved nor loaded.
         self._rope_table: Optional[Tensor] = None
@@ -217,6 +246,9 @@ class GlobalPointerHead(nn.Module):
             # (dot + start) + end, the second sum in place: one band-sized array, not two.
             scores = scores + start[:, :, None, :]
             scores += band_window(end, width)[:, :n_rows]
+        if self.width_bias is not None:
+            # In place: scores is this call's own tensor, and no backward reads it.
+            scores += self.width_bias[width_buckets(width).to(scores.device)].to(scores.dtype)
         return scores
 
     def _rotations(self, n_positions: int, offset: int, device: torch.device) -> Tensor:

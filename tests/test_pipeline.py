@@ -1,5 +1,6 @@
 """The global_pointer component inside spaCy pipelines."""
 
+import copy
 import importlib
 import re
 import warnings
@@ -178,7 +179,11 @@ def test_default_config_architecture_output_shapes():
 
 REGISTERED = {
     "spacy_factories": {"global_pointer"},
-    "spacy_architectures": {"spacy-globalpointer.GlobalPointer.v1", "spacy-globalpointer.GlobalPointer.v2"},
+    "spacy_architectures": {
+        "spacy-globalpointer.GlobalPointer.v1",
+        "spacy-globalpointer.GlobalPointer.v2",
+        "spacy-globalpointer.GlobalPointer.v3",
+    },
     "spacy_scorers": {"spacy-globalpointer.spans_scorer.v1"},
     "spacy_augmenters": {"spacy-globalpointer.whitespace_augmenter.v1"},
     "spacy_tokenizers": {"spacy-globalpointer.language_tokenizer.v1"},
@@ -509,3 +514,41 @@ def test_mixed_precision_comes_from_the_config_not_the_saved_weights(trained_nlp
     spans, scores = spans_and_scores(loaded(text))
     assert spans == spans_and_scores(nlp(text))[0]
     numpy.testing.assert_array_equal(scores, spans_and_scores(nlp(text))[1])
+
+
+def v3_config(**settings) -> dict:
+    """The factory's default model on GlobalPointer.v3 (a new @architectures replaces the
+    whole block, tok2vec included)."""
+    from spacy_globalpointer.pipeline import DEFAULT_MODEL
+
+    model = {**copy.deepcopy(dict(DEFAULT_MODEL)), "@architectures": "spacy-globalpointer.GlobalPointer.v3"}
+    return {"model": {**model, **settings}}
+
+
+WIDTH_BIAS = v3_config(width_bias=True)
+
+
+def test_width_bias_head_overfits_and_round_trips(tmp_path):
+    nlp, examples = train_pipeline(WIDTH_BIAS, n_updates=50)
+    assert nlp.evaluate(examples)["spans_sc_f"] == 1.0
+    module = nlp.get_pipe("global_pointer").model.get_ref("head").layers[0].shims[0]._model
+    assert module.width_bias is not None and float(module.width_bias.abs().sum()) > 0  # it learned
+    nlp.to_disk(tmp_path / "model")
+    reloaded = spacy.load(tmp_path / "model")
+    texts = [text for text, _ in NESTED_TRAIN]
+    for before, after in zip(nlp.pipe(texts), reloaded.pipe(texts)):
+        assert spans_and_scores(before)[0] == spans_and_scores(after)[0]
+        numpy.testing.assert_allclose(spans_and_scores(before)[1], spans_and_scores(after)[1], atol=1e-6)
+    # Weights with a width bias do not load into a head configured without one.
+    with pytest.raises(ValueError, match="width_bias"):
+        spacy.load(tmp_path / "model", config={"components": {"global_pointer": {"model": {"width_bias": False}}}})
+
+
+def test_v3_without_width_bias_scores_as_v2():
+    """v3's new option off, the same seed: the same weights and the same scores as v2."""
+    v2, _ = train_pipeline(n_updates=3)
+    v3, _ = train_pipeline(v3_config(), n_updates=3)
+    docs = [text for text, _ in NESTED_TRAIN]
+    for a, b in zip(v2.get_pipe("global_pointer").predict([v2.make_doc(t) for t in docs]),
+                    v3.get_pipe("global_pointer").predict([v3.make_doc(t) for t in docs])):
+        numpy.testing.assert_array_equal(a, b)

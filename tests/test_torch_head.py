@@ -224,3 +224,61 @@ def test_forked_children_get_one_thread_only_once_the_head_ran():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2", "1", "2"]
+
+
+def bucket_of_width(width: int) -> int:
+    """The width bucket, written out: 1..16 one each, then [17, 24), [24, 32), [32, 48),
+    [48, 64), [64, 96), [96, 128), [128, ...)."""
+    if width <= 16:
+        return width - 1
+    for bucket, upper in enumerate((24, 32, 48, 64, 96, 128)):
+        if width < upper:
+            return 16 + bucket
+    return 22
+
+
+def test_width_buckets_follow_the_written_out_edges():
+    assert torch_head.width_buckets(200).tolist() == [bucket_of_width(w) for w in range(1, 201)]
+    assert torch_head.N_WIDTH_BUCKETS == 23
+
+
+@pytest.mark.parametrize("efficient", [False, True])
+@pytest.mark.parametrize("width", [3, None])
+@pytest.mark.parametrize("row_block", [2048, 4])
+def test_width_bias_adds_its_label_and_width_entry(efficient, width, row_block, monkeypatch):
+    monkeypatch.setattr(torch_head, "ROW_BLOCK", row_block)
+    torch.manual_seed(0)
+    n, n_in, n_labels = 9, 7, 3
+    module = GlobalPointerHead(n_in, n_labels, 8, rope=True, efficient=efficient, width_bias=True)
+    with torch.no_grad():
+        module.width_bias.normal_()
+    bias = module.width_bias.detach().double().numpy()
+    H = numpy.random.default_rng(1).normal(size=(n, n_in))
+    expected = naive_scores(module, H)
+    w = n if width is None else width
+    with torch.no_grad():
+        band = module(torch.tensor(H[None], dtype=torch.float32), w)[0].numpy()
+    for i in range(n):
+        for d in range(w):
+            if i + d < n:
+                want = expected[:, i, i + d] + bias[bucket_of_width(d + 1)]
+                numpy.testing.assert_allclose(band[i, d], want, rtol=1e-4, atol=1e-4)
+
+
+def test_width_bias_gradient_sums_the_cells_of_its_bucket():
+    """d(sum w * s)/d c[bucket, a] = sum of w over the real cells of that width and label
+    (padding cells are zeroed given the lengths, and get none)."""
+    torch.manual_seed(0)
+    lengths = [6, 4]
+    module = GlobalPointerHead(5, 2, 4, rope=True, efficient=True, width_bias=True)
+    X = torch.randn(2, 6, 5)
+    scores = module(X, 6, lengths=torch.tensor(lengths))
+    weights = torch.randn(scores.shape)
+    (scores * weights).sum().backward()
+    expected = numpy.zeros((torch_head.N_WIDTH_BUCKETS, 2))
+    for b, n in enumerate(lengths):
+        for i in range(n):
+            for d in range(6):
+                if i + d < n:
+                    expected[bucket_of_width(d + 1)] += weights[b, i, d].numpy()
+    numpy.testing.assert_allclose(module.width_bias.grad.numpy(), expected, rtol=1e-5, atol=1e-5)
