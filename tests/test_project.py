@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.tokens import DocBin
+from thinc.api import Optimizer
 from weasel.util import load_project_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -185,6 +186,15 @@ def test_configs_fill_and_validate(config, tiny_corpus, tmp_path):
     assert spacy.util.load_config(filled, interpolate=False) == shipped
     result = _run(["-m", "spacy", "debug", "config", PROJECT / "configs" / config, *overrides])
     assert "Config is valid" in result.stdout
+
+
+@pytest.mark.parametrize("config", ["cpu.cfg", "bilstm.cfg", "trf.cfg"])
+def test_configs_optimizer_resolves_on_its_own(config):
+    """nlp.resume_training() and nlp.create_optimizer() resolve [training.optimizer] alone,
+    from the saved, uninterpolated config: it must not refer to other sections."""
+    shipped = spacy.util.load_config(PROJECT / "configs" / config, interpolate=False)
+    optimizer = spacy.util.registry.resolve({"optimizer": shipped["training"]["optimizer"]})["optimizer"]
+    assert isinstance(optimizer, Optimizer)
 
 
 @pytest.mark.parametrize("config", ["cpu.cfg", "bilstm.cfg", "trf.cfg"])
