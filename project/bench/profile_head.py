@@ -52,7 +52,7 @@ from bench.configs import (  # noqa: E402
     head_config_text,
     transformer_overrides,
 )
-from bench.run import _set_threads, code_version, encoder_pipes, relative_listing  # noqa: E402
+from bench.run import _set_threads, code_version, encoder_pipes, parse_overrides, relative_listing  # noqa: E402
 
 SPANS_KEY = "sc"
 TRIVIAL = "trivial_head"
@@ -149,7 +149,7 @@ class Trained(NamedTuple):
 
 
 def build_pipeline(system: str, encoder: str, lang: str, examples: List[Any], train_steps: int,
-                   train_batch: int, seed: int) -> Trained:
+                   train_batch: int, seed: int, extra: Optional[Dict[str, Any]] = None) -> Trained:
     """A benchmark system (or the trivial head) initialized on the examples and trained for
     train_steps updates, so that it predicts about as many spans as a trained model."""
     import spacy
@@ -166,6 +166,7 @@ def build_pipeline(system: str, encoder: str, lang: str, examples: List[Any], tr
     if system == "spancat":
         longest = max((len(s) for eg in examples for s in eg.reference.spans.get(SPANS_KEY, [])), default=1)
         overrides["components.spancat.suggester.sizes"] = list(range(1, min(longest, 10) + 1))
+    overrides.update(extra or {})
     # Interpolated: nlp.initialize resolves [training.optimizer] on its own, and minilm's
     # schedule refers to ${training.max_steps}.
     config = load_config_from_str(text, overrides=overrides, interpolate=True)
@@ -321,6 +322,9 @@ def main(
     train_steps: Annotated[int, typer.Option(help="Updates before timing (trained heads predict realistic numbers of spans)")] = 100,
     repeats: Annotated[int, typer.Option(help="Timing repeats (systems rotated, pipeline and encoder alternated)")] = 3,
     trivial: Annotated[bool, typer.Option(help="Time training against a trivial head on the same encoder")] = True,
+    set_: Annotated[Optional[List[str]], typer.Option(
+        "--set", help="Config override KEY=VALUE (JSON value) for every system, e.g. a learning rate "
+        "that trains minilm's heads within --train-steps; repeatable")] = None,
     profile: Annotated[bool, typer.Option(help="Print cProfile listings of the first system")] = True,
     torch_profile: Annotated[bool, typer.Option(help="Print torch.profiler operator tables too")] = True,
     top: Annotated[int, typer.Option(help="Rows of each listing")] = 20,
@@ -356,7 +360,8 @@ def main(
     pipelines = {}
     for name in names + ([TRIVIAL] if trivial else []):
         start = time.perf_counter()
-        pipelines[name] = build_pipeline(name, encoder, lang, examples, train_steps, train_batch, seed)
+        pipelines[name] = build_pipeline(name, encoder, lang, examples, train_steps, train_batch, seed,
+                                         parse_overrides(set_ or []))
         print(f"built {name} ({train_steps} updates) in {time.perf_counter() - start:.1f} s")
     for name in names:
         nlp = pipelines[name].nlp
@@ -376,7 +381,7 @@ def main(
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps({"code": code, "data": str(data) if data else "demo (in memory)",
                                       "lang": lang, "encoder": encoder, "threads": threads,
-                                      "figures": figures, "listings": listings}, indent=1) + "\n",
+                                      "overrides": parse_overrides(set_ or []), "figures": figures, "listings": listings}, indent=1) + "\n",
                           encoding="utf8")
 
 

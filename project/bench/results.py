@@ -246,7 +246,7 @@ def head_cost_record(path: Path, label: str, role: Role, session: Optional[str] 
     return {"source": f"{session}/{path.name}", "session": session, "label": label, "role": role.value,
             "data": _data_path(str(out.get("data", "?"))), "lang": out.get("lang"),
             "encoder": out.get("encoder"), "threads": out.get("threads"), "code": code,
-            "figures": out["figures"]}
+            "overrides": out.get("overrides", {}), "figures": out["figures"]}
 
 
 def fold_head_cost(paths: Sequence[Path], label: str, role: Role, into: Path,
