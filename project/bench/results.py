@@ -113,7 +113,7 @@ def _read(path: Path) -> Any:
 
 
 def run_record(run_dir: Path, root: Path) -> Record:
-    """One training run (result.json, threshold.json, config.cfg) as a record."""
+    """One training run (result.json, threshold.json, decoding.json, config.cfg) as a record."""
     result = _read(run_dir / "result.json")
     record: Record = {"path": run_dir.relative_to(root).as_posix(), **result}
     if (run_dir / "threshold.json").exists():
@@ -121,6 +121,8 @@ def run_record(run_dir: Path, root: Path) -> Record:
         if threshold.get("test_default") == result.get("test"):
             del threshold["test_default"]
         record["threshold"] = threshold
+    if (run_dir / "decoding.json").exists():
+        record["decoding"] = _read(run_dir / "decoding.json")["variants"]
     if (run_dir / "config.cfg").exists():
         base = config_text(result["encoder"], result["system"])
         overrides, removed = config_diff((run_dir / "config.cfg").read_text(encoding="utf8"), base)

@@ -25,7 +25,7 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import typer
 from typing_extensions import Annotated
@@ -46,7 +46,7 @@ from bench.configs import (  # noqa: E402
     transformer_overrides,
 )
 from bench.results import Kind, Role, fold, fold_head_cost  # noqa: E402
-from scripts.span_metrics import CharSpan, char_spans, outermost, score_predictions  # noqa: E402
+from scripts.span_metrics import CharSpan, char_spans, nested_gold, outermost, score_predictions  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -504,6 +504,89 @@ def tune_threshold(
         "best_threshold": best["threshold"], "best_dev_f": best["f"],
         "test_tuned": tuned, "test_default": at_default, "code": code_version(),
     })
+
+
+def non_overlapping(doc: Sequence[Tuple[CharSpan, float]], threshold: float) -> set:
+    """Flat decoding: of the spans at or above threshold, the best-scoring ones that share
+    no character, greedily by score (ties: the earlier span), as the component's
+    annotate_ents does on tokens."""
+    taken: List[Tuple[int, int]] = []
+    chosen = set()
+    ranked = sorted((item for item in doc if item[1] >= threshold), key=lambda item: (-item[1], item[0]))
+    for span, _ in ranked:
+        if all(span[1] <= start or end <= span[0] for start, end in taken):
+            taken.append((span[0], span[1]))
+            chosen.add(span)
+    return chosen
+
+
+def per_label_thresholds(scored: Sequence[List[Tuple[CharSpan, float]]], gold: Sequence[set],
+                         grid: Sequence[float]) -> Dict[str, float]:
+    """Each label's threshold: the grid value with its best dev F1 (lowest of equals); a
+    label's spans pass or fail on their own, so the labels are tuned one at a time."""
+    labels = sorted({span[2] for doc in gold for span in doc} | {span[2] for doc in scored for span, _ in doc})
+    chosen = {}
+    for label in labels:
+        only = [[item for item in doc if item[0][2] == label] for doc in scored]
+        gold_l = [{span for span in doc if span[2] == label} for doc in gold]
+        best, _ = pick_threshold(only, gold_l, grid)
+        chosen[label] = best["threshold"]
+    return chosen
+
+
+def _above_per_label(scored: Sequence[List[Tuple[CharSpan, float]]], thresholds: Dict[str, float],
+                     default: float) -> List[set]:
+    return [{span for span, score in doc if score >= thresholds.get(span[2], default)} for doc in scored]
+
+
+@app.command("decode-variants")
+def decode_variants(
+    run_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A global_pointer run dir")],
+    corpus_dir: Annotated[Path, typer.Option(help="Prepared DocBins")],
+    threads: Annotated[int, typer.Option()] = 1,
+) -> None:
+    """Score one trained global_pointer model with other decodings, chosen on dev only:
+    the plain threshold (default and dev-tuned), per-label thresholds tuned on dev, and,
+    on flat data, non-overlapping decoding (best-scoring spans that share no character).
+    Writes decoding.json beside result.json (no retraining: the same scores)."""
+    _set_threads(threads)
+    import spacy
+
+    result = json.loads((run_dir / "result.json").read_text())
+    if threshold_family(result["system"]) != "global_pointer":
+        raise typer.BadParameter(f"system {result['system']!r} is not a global_pointer system")
+    grid = THRESHOLD_GRIDS["global_pointer"]
+    nlp = spacy.load(run_dir / "model-best")
+    pipe = nlp.get_pipe("global_pointer")
+    default = float(pipe.cfg["threshold"])
+    pipe.cfg["threshold"] = min(grid) - 1e-6  # keep every span the grid can select
+    spec = DATASETS[result["dataset"]]
+    paths = corpus_paths(corpus_dir)
+    dev_texts, dev_gold = load_gold(paths["dev"], spec["lang"])
+    test_texts, test_gold = load_gold(paths[spec["heldout"]], spec["lang"])
+    dev_scored, test_scored = _scored_spans(nlp, dev_texts), _scored_spans(nlp, test_texts)
+    best, _ = pick_threshold(dev_scored, dev_gold, grid)
+    labels = per_label_thresholds(dev_scored, dev_gold, grid)
+    variants: Dict[str, Dict[str, Any]] = {}
+
+    def add(name: str, setting: Any, decode: Callable[[Sequence[List[Tuple[CharSpan, float]]]], List[set]]) -> None:
+        variants[name] = {
+            "setting": setting,
+            "dev": score_predictions(decode(dev_scored), dev_gold)["overall"],
+            "test": score_predictions(decode(test_scored), test_gold),
+        }
+
+    add("threshold_default", default, lambda sc: _above(sc, default))
+    add("threshold_dev_tuned", best["threshold"], lambda sc: _above(sc, best["threshold"]))
+    add("per_label_dev_tuned", labels, lambda sc: _above_per_label(sc, labels, default))
+    # Flat decoding is a choice for flat data only (no gold span of dev nests in another).
+    if not any(nested_gold(doc) for doc in dev_gold):
+        add("non_overlapping_default", default, lambda sc: [non_overlapping(d, default) for d in sc])
+        add("non_overlapping_dev_tuned", best["threshold"],
+            lambda sc: [non_overlapping(d, best["threshold"]) for d in sc])
+    for name, row in variants.items():
+        print(f"{run_dir} {name:28} dev F {row['dev']['f']:.4f} | held-out F {row['test']['overall']['f']:.4f}")
+    _write_json(run_dir / "decoding.json", {"variants": variants, "code": code_version()})
 
 
 # --- prediction speed -------------------------------------------------------------------
