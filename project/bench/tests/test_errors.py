@@ -126,3 +126,124 @@ def test_counts_agree_with_score_predictions():
     errors = error_breakdown(preds, golds, [EN1, EN2], "en")["errors"]
     overall = span_metrics.score_predictions(preds, golds)["overall"]
     assert (errors["tp"], errors["predicted"], errors["gold"]) == (overall["tp"], overall["predicted"], overall["gold"])
+
+
+# --- bench/run.py analyse: the breakdown added to finished runs' result.json ------------------
+
+
+def _pipeline(tmp_path, name, pipe, patterns):
+    """A deterministic stand-in for a trained model-best: a ruler that predicts given spans
+    (span_ruler into doc.spans["sc"] for a span system, entity_ruler into doc.ents for a
+    flat one)."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    config = {"spans_key": "sc"} if pipe == "span_ruler" else {}
+    nlp.add_pipe(pipe, config=config).add_patterns([{"label": lab, "pattern": p} for lab, p in patterns])
+    nlp.to_disk(tmp_path / name)
+    return tmp_path / name
+
+
+def _run(runs, dataset, system, model=None, **test):
+    import shutil
+
+    rdir = runs / dataset / "cnn" / system / "seed0"
+    rdir.mkdir(parents=True)
+    result = {"dataset": dataset, "encoder": "cnn", "system": system, "seed": 0,
+              "flat": system in ("crf", "ner"), "heldout_split": "test", "steps": 300,
+              "test": {"per_type": {}, "nested_gold": {"found": 1, "spans": 3, "recall": 1 / 3}, **test},
+              "curve": [{"step": 150, "dev": {"f": 0.25}}], "wall_seconds": 12.5}
+    (rdir / "result.json").write_text(json.dumps(result, indent=2), encoding="utf8")
+    if model is not None:
+        shutil.copytree(model, rdir / "model-best")
+    return rdir, result
+
+
+def _without_breakdown(result):
+    out = json.loads(json.dumps(result))
+    out["test"].pop("errors", None)
+    out["test"].pop("by_length", None)
+    return out
+
+
+def test_analyse_adds_the_breakdown_to_result_json_and_changes_nothing_else(tmp_path, monkeypatch):
+    pytest.importorskip("torchcrf")  # analyse registers the CRF factory
+    import spacy
+    from spacy.tokens import DocBin
+    from typer.testing import CliRunner
+
+    from bench import run as bench_run
+
+    monkeypatch.setattr(bench_run, "_set_threads", lambda threads: None)  # keep this process's threads
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    nlp = spacy.blank("en")
+    docbin = DocBin()
+    for text, gold in ((EN1, EN1_GOLD), (EN2, EN2_GOLD)):
+        doc = nlp.make_doc(text)
+        doc.spans["sc"] = [doc.char_span(s, e, label=lab) for s, e, lab in sorted(gold)]
+        docbin.add(doc)
+    docbin.to_disk(corpus / "test.spacy")
+    (corpus / "stats.json").write_text(json.dumps({"dataset": "genia", "lang": "en"}), encoding="utf8")
+
+    # Predicts EN1_PRED and EN2_PRED exactly (nested and overlapping spans kept).
+    spans_model = _pipeline(tmp_path, "spans", "span_ruler", [
+        ("DNA", "IL-2 gene"), ("DNA", "IL-2"), ("protein", "NF-kappa"), ("cell_line", "in T cells"),
+        ("protein", "expression"), ("virus", "human immunodeficiency virus type 1")])
+    # Flat: "IL-2 gene" (tp), "NF-kappa" (boundary), "in T cells" (boundary + type), "Sp1" (tp).
+    flat_model = _pipeline(tmp_path, "flat", "entity_ruler", [
+        ("DNA", "IL-2 gene"), ("protein", "NF-kappa"), ("cell_line", "in T cells"), ("protein", "Sp1")])
+    runs = tmp_path / "runs"
+    overall = {"tp": 2, "predicted": 6, "gold": 7, "p": 1 / 3, "r": 2 / 7, "f": 4 / 13}
+    span_dir, span_result = _run(runs, "genia", "global_pointer", spans_model, overall=overall, outermost=overall)
+    # The stored outermost scores disagree with what the model predicts now (tp 2): warned, still written.
+    flat_dir, flat_result = _run(runs, "genia", "crf", flat_model, overall=overall,
+                                 outermost={"tp": 3, "predicted": 4, "gold": 5})
+    _run(runs, "genia", "spancat", None, overall=overall, outermost=overall)  # no model-best
+    _run(runs, "weibo", "crf", flat_model, overall=overall, outermost=overall)  # not this corpus
+
+    cli = CliRunner()
+    out = cli.invoke(bench_run.app, ["analyse", "--all", str(runs), "--corpus-dir", str(corpus)])
+    assert out.exit_code == 0, out.output
+    assert f"{runs / 'genia/cnn/spancat/seed0'}: no model-best/, skipped" in out.output
+    assert f"{runs / 'weibo/cnn/crf/seed0'}: a weibo run, but {corpus} holds genia, skipped" in out.output
+    assert f"{flat_dir}: WARNING predictions differ" in out.output
+    assert "2 analysed, 2 skipped" in out.output
+
+    spans = json.loads((span_dir / "result.json").read_text(encoding="utf8"))
+    assert _without_breakdown(spans) == span_result
+    # The counts worked out in test_error_kinds_with_nested_gold_in_english.
+    assert spans["test"]["errors"] == {
+        "tp": 2, "predicted": 6, "gold": 7, "gold_spans": "all",
+        "fp": {"total": 4, "type": 1, "boundary": 1, "boundary_and_type": 1, "spurious": 1},
+        "fn": {"total": 5, "type": 1, "boundary": 1, "boundary_and_type": 2, "missed": 1}}
+    assert spans["test"]["by_length"]["buckets"]["2"]["f"] == 0.5
+
+    flat = json.loads((flat_dir / "result.json").read_text(encoding="utf8"))
+    assert _without_breakdown(flat) == flat_result
+    # Against the outermost gold spans: "IL-2 gene", "NF-kappa B", "T cells", the 9-word DNA
+    # span, "Sp1" (5, not 7). FN: "NF-kappa B" boundary, "T cells" boundary + type, the DNA
+    # span missed (nothing predicted over it).
+    assert flat["test"]["errors"] == {
+        "tp": 2, "predicted": 4, "gold": 5, "gold_spans": "outermost",
+        "fp": {"total": 2, "type": 0, "boundary": 1, "boundary_and_type": 1, "spurious": 0},
+        "fn": {"total": 3, "type": 0, "boundary": 1, "boundary_and_type": 1, "missed": 1}}
+    buckets = flat["test"]["by_length"]["buckets"]
+    # 1 word: predicted "NF-kappa", "Sp1" (tp); gold "Sp1": P 1/2, R 1, F 2/3.
+    assert buckets["1"] == _bucket(1, 2, 1, 0.5, 1.0, pytest.approx(2 / 3))
+    assert buckets["6-10"] == _bucket(0, 0, 1, 0.0, 0.0, 0.0)
+
+    # Run again: already there, skipped and left as it is; --force recomputes.
+    before = (span_dir / "result.json").read_bytes()
+    out = cli.invoke(bench_run.app, ["analyse", str(span_dir), "--corpus-dir", str(corpus)])
+    assert "already analysed, skipped (--force to recompute)" in out.output
+    assert (span_dir / "result.json").read_bytes() == before
+    stale = json.loads(before)
+    stale["test"]["errors"]["fp"]["spurious"] = 99
+    (span_dir / "result.json").write_text(json.dumps(stale), encoding="utf8")
+    out = cli.invoke(bench_run.app, ["analyse", str(span_dir), "--corpus-dir", str(corpus), "--force"])
+    assert out.exit_code == 0, out.output
+    assert json.loads((span_dir / "result.json").read_text(encoding="utf8"))["test"]["errors"]["fp"]["spurious"] == 1
+    assert not list(span_dir.glob("*.tmp"))
+
+    assert cli.invoke(bench_run.app, ["analyse"]).exit_code != 0  # nothing to analyse
