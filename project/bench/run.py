@@ -10,7 +10,8 @@ Layout under the output dir (default bench/runs, kept local):
 A timing session times its systems alternately, back to back; speed ratios are only
 paired within a session (``--timing-session`` starts a new one, e.g. to add a system).
 ``collect`` folds finished runs into the compact files the results page is built from
-(bench/results/*.json, see bench/results.py).
+(bench/results/*.json, see bench/results.py). ``analyse`` adds the error breakdown (errors
+by kind, F by span length; train-one stores it for new runs) to runs trained before it.
 """
 
 from __future__ import annotations
