@@ -728,6 +728,80 @@ def _converged_targets(systems: Dict[str, List[Dict[str, Any]]], nested: bool) -
     return out
 
 
+# Error kinds as span_metrics.error_breakdown counts them, in its order of precedence.
+ERROR_KINDS = {
+    "fp": [("type", "type"), ("boundary", "boundary"), ("boundary_and_type", "boundary + type"),
+           ("spurious", "spurious")],
+    "fn": [("type", "type"), ("boundary", "boundary"), ("boundary_and_type", "boundary + type"),
+           ("missed", "missed")],
+}
+
+
+def _count(value: Optional[float]) -> str:
+    """A count, or the median of an even number of counts (one decimal then)."""
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def errors_section(systems: Mapping[str, Sequence[Dict[str, Any]]], ordered: Sequence[str],
+                   nested: bool) -> List[str]:
+    """Why a system trails, from the runs whose result carries the breakdown (bench/run.py
+    analyse, or train-one since): errors by kind and F by span length, medians over those
+    seeds, cell by cell. Nothing when no run carries it."""
+    carrying = {s: sorted((r for r in systems[s] if "errors" in r["test"] and "by_length" in r["test"]),
+                          key=lambda r: r["seed"])
+                for s in ordered}
+    carrying = {s: rs for s, rs in carrying.items() if rs}
+    if not carrying:
+        return []
+    header = ["system", "seeds", "gold spans"]
+    for side in ("fp", "fn"):
+        header += [side.upper()] + [f"{side.upper()} {name}" for _, name in ERROR_KINDS[side]]
+    lines = []
+    for system, rs in carrying.items():
+        line = [SYSTEM_NAMES.get(system, system), ", ".join(str(r["seed"]) for r in rs),
+                _count(_median([r["test"]["errors"]["gold"] for r in rs]))]
+        for side in ("fp", "fn"):
+            counts = [r["test"]["errors"][side] for r in rs]
+            line.append(_count(_median([c["total"] for c in counts])))
+            for kind, _ in ERROR_KINDS[side]:
+                share = _median([c[kind] / c["total"] if c["total"] else None for c in counts])
+                line.append(f"{_count(_median([c[kind] for c in counts]))} ({_pct(share)}%)"
+                            if share is not None else _count(_median([c[kind] for c in counts])))
+        lines.append(line)
+    parts = ["#### Errors on the held-out split", "",
+             "False positives (FP: predictions without an exact gold match) and false negatives "
+             "(FN: gold spans without an exact prediction) by kind, each span counted once, the "
+             "first kind that applies: type (a span at the same offsets with another label), "
+             "boundary (overlaps one of the same label), boundary + type (overlaps only spans of "
+             "other labels), spurious / missed (overlaps none). Count (share of the FP or FN) at "
+             "the default threshold; medians over seeds, cell by cell.", ""]
+    if nested and any(r["test"]["errors"].get("gold_spans") == "outermost" for rs in carrying.values() for r in rs):
+        parts += ["CRF and ner cannot nest: they are scored against the outermost gold spans (hence "
+                  "fewer gold spans).", ""]
+    parts += [_table(header, lines), ""]
+    buckets = list(next(iter(carrying.values()))[0]["test"]["by_length"]["buckets"])
+    units = sorted({r["test"]["by_length"].get("unit", "?") for rs in carrying.values() for r in rs})
+    lines = []
+    for system, rs in carrying.items():
+        line = [SYSTEM_NAMES.get(system, system)]
+        for name in buckets:
+            cells = [r["test"]["by_length"]["buckets"].get(name) for r in rs]
+            cells = [c for c in cells if c is not None]
+            if not any(c["gold"] or c["predicted"] for c in cells):
+                line.append("—")  # no span of this length on either side
+                continue
+            line.append(f"{_pct(_median([c['f'] for c in cells]))} ({_count(_median([c['gold'] for c in cells]))})")
+        lines.append(line)
+    parts += ["#### F by span length", "",
+              f"Test F of the spans of each length in {' / '.join(units)} (precision over the "
+              "predictions of that length, recall over the gold spans of that length), median over "
+              "seeds, and (the gold spans of that length).", "",
+              _table(["system", *buckets], lines), ""]
+    return parts
+
+
 def converged_section(runs: Sequence[Dict[str, Any]]) -> List[str]:
     """Runs trained until dev F stopped improving (--patience, --steps as the cap): scores,
     what it took to reach the best dev F, and what stopped each run."""
@@ -792,6 +866,7 @@ def converged_section(runs: Sequence[Dict[str, Any]]) -> List[str]:
                                            for label in sorted({lab for r in systems[s] for lab in r["test"]["per_type"]})}}
                 for s in ordered]
         parts += [per_type_table(rows), "", *_converged_targets(systems, nested), ""]
+        parts += errors_section(systems, ordered, nested)
     return parts
 
 

@@ -10,7 +10,8 @@ Layout under the output dir (default bench/runs, kept local):
 A timing session times its systems alternately, back to back; speed ratios are only
 paired within a session (``--timing-session`` starts a new one, e.g. to add a system).
 ``collect`` folds finished runs into the compact files the results page is built from
-(bench/results/*.json, see bench/results.py).
+(bench/results/*.json, see bench/results.py). ``analyse`` adds the error breakdown (errors
+by kind, F by span length; train-one stores it for new runs) to runs trained before it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,16 @@ from bench.configs import (  # noqa: E402
     transformer_overrides,
 )
 from bench.results import Kind, Role, fold, fold_head_cost  # noqa: E402
-from scripts.span_metrics import CharSpan, char_spans, nested_gold, outermost, score_predictions  # noqa: E402
+from scripts.span_metrics import (  # noqa: E402
+    FN_KINDS,
+    FP_KINDS,
+    CharSpan,
+    char_spans,
+    error_breakdown,
+    nested_gold,
+    outermost,
+    score_predictions,
+)
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -255,6 +265,33 @@ def load_gold(path: Path, lang: str) -> Tuple[List[str], List[set]]:
     return [d.text for d in docs], [char_spans(d.spans[SPANS_KEY]) for d in docs]
 
 
+def heldout_breakdown(pred: Sequence[set], gold: Sequence[set], texts: Sequence[str], lang: str,
+                      flat: bool) -> Dict[str, Any]:
+    """Errors by kind and P/R/F by span length (span_metrics.error_breakdown) of held-out
+    predictions: "errors" and "by_length" for result.json's "test". A flat system against
+    the outermost gold spans, what it is trained on (its nested misses are no error of
+    its kind); "errors" says which."""
+    if flat:
+        gold = [outermost(g) for g in gold]
+    out = error_breakdown(pred, gold, texts, lang)
+    out["errors"]["gold_spans"] = "outermost" if flat else "all"
+    return out
+
+
+def breakdown_lines(test: Dict[str, Any]) -> List[str]:
+    """A result's breakdown in three lines for the console."""
+    lines = []
+    for side, kinds in (("fp", FP_KINDS), ("fn", FN_KINDS)):
+        counts = test["errors"][side]
+        total = counts["total"]
+        shares = ", ".join(f"{k} {counts[k]} ({counts[k] / total:.1%})" if total else f"{k} 0" for k in kinds)
+        lines.append(f"{side.upper()} {total}: {shares}")
+    by_length = test["by_length"]
+    lines.append(f"F by span length ({by_length['unit']}; gold spans): " + " | ".join(
+        f"{name} {b['f'] * 100:.1f} ({b['gold']})" for name, b in by_length["buckets"].items()))
+    return lines
+
+
 # --- one training run -------------------------------------------------------------------
 
 
@@ -402,11 +439,15 @@ def train_one(
     best_nlp = spacy.load(out_dir / "model-best")
     test_texts, test_gold = load_gold(paths[spec["heldout"]], spec["lang"])
     start = time.perf_counter()
-    test = score_predictions(predict_sets(best_nlp, test_texts, flat), test_gold)
+    test_pred = predict_sets(best_nlp, test_texts, flat)
+    test = score_predictions(test_pred, test_gold)
     test_seconds = time.perf_counter() - start
+    test.update(heldout_breakdown(test_pred, test_gold, test_texts, spec["lang"], flat))
     o = test["overall"]
     print(f"{tag} held-out ({spec['heldout']}): P {o['p']:.4f} R {o['r']:.4f} F {o['f']:.4f}"
           f" | outermost F {test['outermost']['f']:.4f}", flush=True)
+    for line in breakdown_lines(test):
+        print(f"{tag} {line}", flush=True)
     result = {
         "dataset": dataset.value, "encoder": encoder, "system": system, "seed": seed,
         "flat": flat, "steps": steps, "eval_every": eval_every, "threads": threads,
@@ -422,6 +463,93 @@ def train_one(
         "machine": machine_info(), "code": code,
     }
     _write_json(out_dir / "result.json", result)
+
+
+# --- error breakdown of finished runs ------------------------------------------------------
+
+
+def analysed_run_dirs(run_dirs: Sequence[Path], below: Optional[Path]) -> List[Path]:
+    """The run dirs given, then every dir holding a result.json below `below` (any depth:
+    seed dirs of a runs dir, or a sweep's run dirs), each once, in that order."""
+    found = list(run_dirs)
+    if below is not None:
+        found += sorted(p.parent for p in below.rglob("result.json"))
+    return list(dict.fromkeys(found))
+
+
+@app.command("analyse")
+def analyse(
+    run_dirs: Annotated[Optional[List[Path]], typer.Argument(
+        help="Run dirs (result.json, model-best/); a shell glob will do")] = None,
+    all_: Annotated[Optional[Path], typer.Option(
+        "--all", exists=True, file_okay=False, help="Also every run dir below this folder")] = None,
+    corpus_dir: Annotated[Optional[Path], typer.Option(
+        help="Prepared DocBins of the runs' dataset (default: corpus/bench/DATASET of project/)")] = None,
+    force: Annotated[bool, typer.Option(help="Recompute runs that already carry the breakdown")] = False,
+    threads: Annotated[int, typer.Option(help="torch/BLAS threads")] = 1,
+) -> None:
+    """Errors by kind and F by span length of finished runs: predict the held-out split with
+    model-best (flat systems against the outermost gold spans, as train-one scores them)
+    and add test["errors"] and test["by_length"] to result.json, nothing else changed.
+    New runs carry them from train-one; this is for runs trained before."""
+    dirs = analysed_run_dirs(run_dirs or [], all_)
+    if not dirs:
+        raise typer.BadParameter("give run dirs, or --all RUNS_DIR")
+    _set_threads(threads)
+    import spacy
+
+    import bench.crf_component  # noqa: F401  (registers the CRF factory)
+
+    gold_cache: Dict[Tuple[Path, str], Tuple[List[str], List[set]]] = {}
+    done = skipped = 0
+    for rdir in dirs:
+        path = rdir / "result.json"
+        if not path.exists():
+            print(f"{rdir}: no result.json, skipped")
+            skipped += 1
+            continue
+        result = json.loads(path.read_text(encoding="utf8"))
+        if "errors" in result["test"] and "by_length" in result["test"] and not force:
+            print(f"{rdir}: already analysed, skipped (--force to recompute)")
+            skipped += 1
+            continue
+        if not (rdir / "model-best").is_dir():
+            print(f"{rdir}: no model-best/, skipped")
+            skipped += 1
+            continue
+        dataset = result["dataset"]
+        spec = DATASETS[dataset]
+        cdir = corpus_dir or PROJECT / "corpus" / "bench" / dataset
+        stats_path = cdir / "stats.json"
+        corpus_dataset = json.loads(stats_path.read_text())["dataset"] if stats_path.exists() else None
+        if corpus_dataset != dataset:
+            print(f"{rdir}: a {dataset} run, but {cdir} holds {corpus_dataset or 'no prepared corpus'}, skipped")
+            skipped += 1
+            continue
+        split = result.get("heldout_split") or spec["heldout"]
+        key = (cdir.resolve(), split)
+        if key not in gold_cache:
+            gold_cache[key] = load_gold(corpus_paths(cdir)[split], spec["lang"])
+        texts, gold = gold_cache[key]
+        flat = bool(result.get("flat", result["system"] in FLAT_SYSTEMS))
+        pred = predict_sets(spacy.load(rdir / "model-best"), texts, flat)
+        breakdown = heldout_breakdown(pred, gold, texts, spec["lang"], flat)
+        # The breakdown should describe the predictions result.json scored: say so when the
+        # model predicts differently now (other package code, another tokenizer).
+        scored = result["test"]["outermost" if flat else "overall"]
+        now = breakdown["errors"]
+        if (scored["tp"], scored["predicted"], scored["gold"]) != (now["tp"], now["predicted"], now["gold"]):
+            print(f"{rdir}: WARNING predictions differ from result.json's scores (tp/predicted/gold "
+                  f"{scored['tp']}/{scored['predicted']}/{scored['gold']} then, "
+                  f"{now['tp']}/{now['predicted']}/{now['gold']} now)")
+        result["test"].update(breakdown)
+        _write_json(path, result)
+        done += 1
+        print(f"{rdir}: {result['system']}, {dataset} {split}, "
+              f"against {breakdown['errors']['gold_spans']} gold spans")
+        for line in breakdown_lines(result["test"]):
+            print(f"   {line}")
+    print(f"{done} analysed, {skipped} skipped")
 
 
 # --- decision threshold tuned on dev -------------------------------------------------------

@@ -1,6 +1,7 @@
 """Span metrics shared by scripts/evaluate.py and the benchmark (bench/run.py): P/R/F on
 sets of character-offset spans, overall, per type and against the outermost gold spans,
-and recall on nested gold spans.
+and recall on nested gold spans; and why a system trails: its errors by kind and P/R/F by
+span length (`error_breakdown`).
 
 No imports of sibling modules: it loads as `span_metrics` (a script run from scripts/)
 and as `scripts.span_metrics` (the bench, imported from project/) alike.
@@ -8,7 +9,7 @@ and as `scripts.span_metrics` (the bench, imported from project/) alike.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 CharSpan = Tuple[int, int, str]
 
@@ -81,4 +82,91 @@ def score_predictions(pred_sets: Sequence[Set[CharSpan]], gold_sets: Sequence[Se
         "outermost": prf_counts(*outer),
         "nested_gold": {"found": nested[0], "spans": nested[1],
                         "recall": nested[0] / nested[1] if nested[1] else None},
+    }
+
+
+# --- error breakdown ---------------------------------------------------------------------
+
+# Kinds of false positive and false negative, in order of precedence: a span is counted once,
+# under the first kind that applies. An exact-offset match with another label is the
+# strongest evidence of what went wrong, so `type` comes before `boundary`.
+FP_KINDS = ("type", "boundary", "boundary_and_type", "spurious")
+FN_KINDS = ("type", "boundary", "boundary_and_type", "missed")
+# Span length buckets in tokens: (name, shortest, longest), None for no upper bound.
+LENGTH_BUCKETS: Tuple[Tuple[str, int, Optional[int]], ...] = (
+    ("1", 1, 1), ("2", 2, 2), ("3", 3, 3), ("4-5", 4, 5), ("6-10", 6, 10), ("11+", 11, None),
+)
+LENGTH_UNITS = {"zh": "characters"}  # every other language: whitespace-separated words
+
+
+def span_length(text: str, start: int, end: int, lang: str) -> int:
+    """A span's length in tokens: characters for Chinese (the corpus's tokens), else
+    whitespace-separated words; whitespace is never a token. At least 1, so a span of
+    only whitespace still lands in a bucket."""
+    piece = text[start:end]
+    n = len("".join(piece.split())) if LENGTH_UNITS.get(lang) == "characters" else len(piece.split())
+    return max(n, 1)
+
+
+def length_bucket(n: int) -> str:
+    for name, low, high in LENGTH_BUCKETS:
+        if n >= low and (high is None or n <= high):
+            return name
+    raise ValueError(f"span length {n} < 1")
+
+
+def _overlaps(a: CharSpan, b: CharSpan) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _error_kind(span: CharSpan, others: Set[CharSpan], unmatched: str) -> str:
+    """Why `span` (a prediction, or a gold span) has no exact match in `others` (the gold
+    spans, or the predictions): the first kind of FP_KINDS / FN_KINDS that applies."""
+    overlapping = [o for o in others if _overlaps(span, o)]
+    if any(o[:2] == span[:2] for o in overlapping):
+        return "type"  # same offsets; the label differs, since the span is unmatched
+    if any(o[2] == span[2] for o in overlapping):
+        return "boundary"
+    if overlapping:
+        return "boundary_and_type"  # only spans of other labels, none at the same offsets
+    return unmatched
+
+
+def error_breakdown(pred_sets: Sequence[Set[CharSpan]], gold_sets: Sequence[Set[CharSpan]],
+                    texts: Sequence[str], lang: str) -> Dict[str, Any]:
+    """Why a system trails, one set of (start_char, end_char, label) per doc:
+
+    "errors": false positives (predictions without an exact gold match) by kind: `type`
+    (a gold span has the same offsets, another label), `boundary` (overlaps a gold span of
+    the same label), `boundary_and_type` (overlaps gold spans of other labels only),
+    `spurious` (overlaps no gold span); false negatives by the symmetric kinds, `missed`
+    for no overlapping prediction. Precedence in that order, one kind per span.
+
+    "by_length": P/R/F per span length bucket (LENGTH_BUCKETS) in tokens of `lang`
+    (span_length): precision over the predictions of that length, recall over the gold
+    spans of that length (a true positive has the same length on both sides)."""
+    fp = dict.fromkeys(FP_KINDS, 0)
+    fn = dict.fromkeys(FN_KINDS, 0)
+    buckets = {name: [0, 0, 0] for name, _, _ in LENGTH_BUCKETS}  # tp, predicted, gold
+    tp = n_pred = n_gold = 0
+    for pred, gold, text in zip(pred_sets, gold_sets, texts, strict=True):
+        tp += len(pred & gold)
+        n_pred += len(pred)
+        n_gold += len(gold)
+        for span in pred:
+            counts = buckets[length_bucket(span_length(text, span[0], span[1], lang))]
+            counts[1] += 1
+            if span in gold:
+                counts[0] += 1
+            else:
+                fp[_error_kind(span, gold, "spurious")] += 1
+        for span in gold:
+            buckets[length_bucket(span_length(text, span[0], span[1], lang))][2] += 1
+            if span not in pred:
+                fn[_error_kind(span, pred, "missed")] += 1
+    return {
+        "errors": {"tp": tp, "predicted": n_pred, "gold": n_gold,
+                   "fp": {"total": n_pred - tp, **fp}, "fn": {"total": n_gold - tp, **fn}},
+        "by_length": {"unit": LENGTH_UNITS.get(lang, "words"),
+                      "buckets": {name: prf_counts(*c) for name, c in buckets.items()}},
     }

@@ -71,6 +71,7 @@ def test_converged_section_comes_first_with_stops_flagged_and_targets_from_the_d
             "71.0: +4.0 points, **met**; thresholds tuned on dev: 76.0 vs spancat (99.5% sizes) 72.0: +4.0 points, "
             "**met**.") in genia
     assert "train limit" not in genia
+    assert "Errors on the held-out split" not in page and "F by span length" not in page  # no run carries them
 
     assert "nested recall" not in cluener  # flat data: no nested column
     assert "| train limit (docs) |" in cluener and "| 5,000 | 0.001 (default) |" in cluener
@@ -86,3 +87,63 @@ def test_converged_section_handles_data_sets_without_the_systems_compared(tmp_pa
     assert "- Target (global_pointer >= the CRF's and ner's F): not measured (no global_pointer run)." in text
     assert "- Target (global_pointer (efficient) >= best spancat + 3 points): not measured (no spancat run)." in text
     assert report.converged_section([])[0].startswith("No converged runs yet")
+
+
+def _errors(gold: int, fp: Dict[str, int], fn: Dict[str, int], gold_spans: str = "all") -> Dict[str, Any]:
+    tp = 50  # not shown
+    return {"tp": tp, "predicted": tp + sum(fp.values()), "gold": gold, "gold_spans": gold_spans,
+            "fp": {"total": sum(fp.values()), **fp}, "fn": {"total": sum(fn.values()), **fn}}
+
+
+def _by_length(cells: Dict[str, tuple]) -> Dict[str, Any]:
+    """bucket -> (f, gold, predicted); the rest of prf_counts is not shown."""
+    return {"unit": "words", "buckets": {name: {"f": f, "gold": gold, "predicted": predicted}
+                                         for name, (f, gold, predicted) in cells.items()}}
+
+
+def test_converged_section_explains_errors_by_kind_and_span_length():
+    gp0 = _result("genia", "global_pointer", 0, 0.76, 0.78)
+    gp0["test"]["errors"] = _errors(100, {"type": 2, "boundary": 5, "boundary_and_type": 1, "spurious": 2},
+                                    {"type": 2, "boundary": 4, "boundary_and_type": 4, "missed": 10})
+    gp0["test"]["by_length"] = _by_length({"1": (0.8, 50, 50), "2": (0.6, 30, 30), "3": (0.5, 10, 10),
+                                           "4-5": (0.4, 6, 6), "6-10": (0.2, 4, 4), "11+": (0.0, 0, 0)})
+    gp1 = _result("genia", "global_pointer", 1, 0.74, 0.76)
+    gp1["test"]["errors"] = _errors(100, {"type": 4, "boundary": 6, "boundary_and_type": 2, "spurious": 2},
+                                    {"type": 3, "boundary": 6, "boundary_and_type": 3, "missed": 18})
+    gp1["test"]["by_length"] = _by_length({"1": (0.7, 50, 50), "2": (0.5, 30, 30), "3": (0.4, 10, 10),
+                                           "4-5": (0.3, 6, 6), "6-10": (0.0, 4, 1), "11+": (0.0, 0, 2)})
+    crf = _result("genia", "crf", 0, 0.6, 0.6)
+    crf["test"]["errors"] = _errors(80, {"type": 0, "boundary": 0, "boundary_and_type": 0, "spurious": 0},
+                                    {"type": 0, "boundary": 2, "boundary_and_type": 2, "missed": 4}, "outermost")
+    crf["test"]["by_length"] = _by_length({"1": (0.9, 40, 40), "2": (0.5, 30, 30), "3": (0.2, 8, 8),
+                                           "4-5": (0.0, 2, 0), "6-10": (0.0, 0, 0), "11+": (0.0, 0, 0)})
+    spancat = _result("genia", "spancat", 0, 0.7, 0.7)  # trained before the breakdown: left out
+    weibo = _result("weibo", "crf", 0, 0.6, 0.6, nested=False)
+    text = "\n".join(report.converged_section([gp0, gp1, spancat, crf, weibo]))
+    genia = text[text.index("### genia"):text.index("### weibo")]
+    assert "Errors on the held-out split" not in text[text.index("### weibo"):]  # no run carries it
+
+    errors = genia[genia.index("#### Errors on the held-out split"):genia.index("#### F by span length")]
+    assert ("| system | seeds | gold spans | FP | FP type | FP boundary | FP boundary + type | FP spurious "
+            "| FN | FN type | FN boundary | FN boundary + type | FN missed |") in errors
+    # global_pointer, medians of seeds 0 and 1: FP total (10 + 14) / 2 = 12; type (2 + 4) / 2 = 3,
+    # share (2/10 + 4/14) / 2 = 24.3%; boundary 5.5, (5/10 + 6/14) / 2 = 46.4%; boundary + type 1.5,
+    # (1/10 + 2/14) / 2 = 12.1%; spurious 2, (2/10 + 2/14) / 2 = 17.1%. FN total (20 + 30) / 2 = 25;
+    # type 2.5 (10% both); boundary 5 (20% both); boundary + type 3.5, (20% + 10%) / 2 = 15%;
+    # missed 14, (50% + 60%) / 2 = 55%.
+    assert ("| global_pointer | 0, 1 | 100 | 12 | 3 (24.3%) | 5.5 (46.4%) | 1.5 (12.1%) | 2 (17.1%) "
+            "| 25 | 2.5 (10.0%) | 5 (20.0%) | 3.5 (15.0%) | 14 (55.0%) |") in errors
+    # No false positive: no share to give. FN 8: 0, 2/8, 2/8, 4/8.
+    assert "| CRF tagger | 0 | 80 | 0 | 0 | 0 | 0 | 0 | 8 | 0 (0.0%) | 2 (25.0%) | 2 (25.0%) | 4 (50.0%) |" in errors
+    assert "spancat" not in errors
+    assert "scored against the outermost gold spans" in errors
+
+    by_length = genia[genia.index("#### F by span length"):]
+    assert "in words" in by_length
+    assert "| system | 1 | 2 | 3 | 4-5 | 6-10 | 11+ |" in by_length
+    # Median F: (80 + 70) / 2 = 75, 55, 45, 35, (20 + 0) / 2 = 10; 11+ has no gold span but seed 1
+    # predicted two: F 0, not "—".
+    assert "| global_pointer | 75.0 (50) | 55.0 (30) | 45.0 (10) | 35.0 (6) | 10.0 (4) | 0.0 (0) |" in by_length
+    # 6-10 and 11+: no span of that length on either side.
+    assert "| CRF tagger | 90.0 (40) | 50.0 (30) | 20.0 (8) | 0.0 (2) | — | — |" in by_length
+    assert genia.index("- Target (") < genia.index("#### Errors on the held-out split")
