@@ -39,6 +39,7 @@ DATASET_NOTES = {
     "cluener": "CLUENER (flat), held-out split: the official dev set (model selection on the "
                "last 1,000 train sentences, not trained on)",
     "weibo": "Weibo (flat), held-out split: test",
+    "conll2003": "CoNLL-2003 English (flat), held-out split: test (eng.testb)",
 }
 
 Key = Tuple[str, str, str]  # dataset, encoder, system
