@@ -76,7 +76,8 @@ def apply_rope(x: Tensor, rotations: Tensor) -> Tensor:
     if pairs.stride(-2) % 2 or pairs.storage_offset() % 2:
         pairs = pairs.contiguous()  # view_as_complex needs whole (re, im) pairs
     pairs = torch.view_as_complex(pairs)
-    rotated = torch.view_as_real(pairs * rotations[None, :, None, :]).flatten(-2)
+    # (N, 1, D // 2) broadcasts over the batch and the heads: one view, no unsqueezes.
+    rotated = torch.view_as_real(pairs * rotations.view(rotations.shape[0], 1, -1)).flatten(-2)
     return rotated.to(x.dtype)
 
 
@@ -223,7 +224,7 @@ class GlobalPointerHead(nn.Module):
             scores = torch.cat(blocks, dim=1)
         if lengths is not None:
             ends, _ = _band_index(length, length, width, X.device, clamp=False)
-            scores.mul_((ends[None] < lengths[:, None, None])[..., None])
+            scores.mul_((ends < lengths.view(-1, 1, 1)).unsqueeze(-1))
         return scores
 
     def _score_rows(
@@ -234,17 +235,18 @@ class GlobalPointerHead(nn.Module):
         D = self.head_width
         projected = self.qk(X)
         qk = projected.view(n_batch, length, -1, 2 * D)
-        q, k = qk[:, :n_rows, :, :D], qk[..., D:]
         if self.rope:
-            rotations = self._rotations(length, offset, q.device)
-            q = apply_rope(q, rotations[:n_rows])
-            k = apply_rope(k, rotations)
+            # q and k of a position turn by the same angles: one call rotates both (the
+            # key rows past n_rows rotate their unused q too).
+            rotations = self._rotations(length, offset, X.device)
+            qk = apply_rope(qk.view(n_batch, length, -1, D), rotations).view(qk.shape)
+        q, k = qk[:, :n_rows, :, :D], qk[..., D:]
         scores = band_dot(q, k, width, zero_outside=exact) / math.sqrt(D)
         if self.bias is not None:
             biases = self.bias(projected) / 2
             start, end = biases[:, :n_rows, : self.n_labels], biases[..., self.n_labels :]
             # (dot + start) + end, the second sum in place: one band-sized array, not two.
-            scores = scores + start[:, :, None, :]
+            scores = scores + start.unsqueeze(2)
             scores += band_window(end, width)[:, :n_rows]
         if self.width_bias is not None:
             # In place: scores is this call's own tensor, and no backward reads it.
