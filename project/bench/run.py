@@ -648,6 +648,17 @@ def non_overlapping(doc: Sequence[Tuple[CharSpan, float]], threshold: float) -> 
     return chosen
 
 
+def pooled_labels(doc: Sequence[Tuple[CharSpan, float]]) -> List[Tuple[CharSpan, float]]:
+    """One candidate per (start, end): its best label, scored by the sum of its labels'
+    probabilities, so that a span the model is sure is an entity but unsure of which type
+    can still pass (flat data: a span has at most one label)."""
+    by_offsets: Dict[Tuple[int, int], List[Tuple[CharSpan, float]]] = {}
+    for span, score in doc:
+        by_offsets.setdefault((span[0], span[1]), []).append((span, score))
+    return [(max(items, key=lambda item: item[1])[0], sum(score for _, score in items))
+            for items in by_offsets.values()]
+
+
 def per_label_thresholds(scored: Sequence[List[Tuple[CharSpan, float]]], gold: Sequence[set],
                          grid: Sequence[float]) -> Dict[str, float]:
     """Each label's threshold: the grid value with its best dev F1 (lowest of equals); a
@@ -712,6 +723,13 @@ def decode_variants(
         add("non_overlapping_default", default, lambda sc: [non_overlapping(d, default) for d in sc])
         add("non_overlapping_dev_tuned", best["threshold"],
             lambda sc: [non_overlapping(d, best["threshold"]) for d in sc])
+        pooled_dev = [pooled_labels(d) for d in dev_scored]
+        pooled_best, _ = pick_threshold([[(s, v) for s, v in d] for d in pooled_dev], dev_gold, grid)
+
+        def pooled(sc: Sequence[List[Tuple[CharSpan, float]]]) -> List[set]:
+            return [non_overlapping(pooled_labels(d), pooled_best["threshold"]) for d in sc]
+
+        add("pooled_labels_non_overlapping_dev_tuned", pooled_best["threshold"], pooled)
     for name, row in variants.items():
         print(f"{run_dir} {name:28} dev F {row['dev']['f']:.4f} | held-out F {row['test']['overall']['f']:.4f}")
     _write_json(run_dir / "decoding.json", {"variants": variants, "code": code_version()})

@@ -1,6 +1,8 @@
 """Decoding variants of bench/run.py (decode-variants): flat decoding and per-label
 thresholds, on hand-made scored spans."""
 
+import pytest
+
 from bench.run import non_overlapping, per_label_thresholds
 
 
@@ -29,3 +31,12 @@ def test_per_label_thresholds_are_tuned_one_label_at_a_time():
     gold = [{(0, 2, "A"), (5, 9, "B")}]
     grid = [0.2, 0.25, 0.3, 0.5, 0.55, 0.6, 0.7]
     assert per_label_thresholds(scored, gold, grid) == {"A": 0.6, "B": 0.2}
+
+
+def test_pooled_labels_keep_the_best_label_scored_by_the_sum():
+    from bench.run import pooled_labels
+
+    doc = [((0, 5, "ORG"), 0.3), ((0, 5, "LOC"), 0.35), ((7, 9, "PER"), 0.9)]
+    pooled = dict(pooled_labels(doc))
+    assert set(pooled) == {(0, 5, "LOC"), (7, 9, "PER")}
+    assert pooled[(0, 5, "LOC")] == pytest.approx(0.65) and pooled[(7, 9, "PER")] == pytest.approx(0.9)
