@@ -1,5 +1,6 @@
 """Test helpers: tiny nested-NER training sets built from character offsets."""
 
+import signal
 from typing import List, Tuple
 
 import spacy
@@ -34,3 +35,11 @@ def train_pipeline(config: dict | None = None, n_updates: int = 50, seed: int = 
     for _ in range(n_updates):
         nlp.update(examples, sgd=optimizer)
     return nlp, examples
+
+
+def interruptible() -> None:
+    """Popen preexec_fn: the child takes SIGINT as Ctrl-C. A shell starting a job in the
+    background (CI under nohup or `&`) sets SIGINT to ignored, and a Python child that
+    inherits the ignore never raises KeyboardInterrupt: the tests that interrupt a run
+    would then see it finish."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

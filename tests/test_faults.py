@@ -14,7 +14,7 @@ import numpy
 import pytest
 import spacy
 import srsly
-from gp_testing import NESTED_TRAIN, make_examples
+from gp_testing import NESTED_TRAIN, interruptible, make_examples
 from spacy.tokens import DocBin
 
 COMPONENT = "global_pointer"
@@ -156,6 +156,7 @@ def spacy_train(config: Path, output: Path, *overrides: str) -> subprocess.Popen
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        preexec_fn=interruptible,
     )
 
 

@@ -21,6 +21,7 @@ from batch_testing import (
     temp_files,
     write_texts,
 )
+from gp_testing import interruptible
 
 from spacy_globalpointer.batch.arrow import row_to_record
 from spacy_globalpointer.batch.cli import build_parser, main
@@ -271,7 +272,7 @@ def test_cli_interrupted_run_leaves_no_output(tmp_path, model_path, texts):
         "--chunk-size",
         str(BATCH),
     ]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=interruptible)
     try:
         # Wait until it is writing: a temporary file, or (before the fix) the output itself.
         deadline = time.monotonic() + 120
