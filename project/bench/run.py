@@ -593,6 +593,27 @@ def pick_threshold(scored: Sequence[List[Tuple[CharSpan, float]]], gold: Sequenc
     return max(curve, key=lambda row: (row["f"], -row["threshold"])), curve
 
 
+Scored = List[List[Tuple[CharSpan, float]]]
+
+
+def scored_dev_and_heldout(run_dir: Path, pipe_name: str, dataset: str, corpus_dir: Path,
+                           grid: Sequence[float]) -> Tuple[float, Tuple[Scored, List[set]], Tuple[Scored, List[set]]]:
+    """The run's best model's spans with their scores on dev and the held-out split, every
+    span the grid can select (the pipe's threshold lowered below the grid), with the gold;
+    and the pipe's own threshold."""
+    import spacy
+
+    nlp = spacy.load(run_dir / "model-best")
+    pipe = nlp.get_pipe(pipe_name)
+    default = float(pipe.cfg["threshold"])
+    pipe.cfg["threshold"] = min(grid) - 1e-6
+    spec = DATASETS[dataset]
+    paths = corpus_paths(corpus_dir)
+    dev_texts, dev_gold = load_gold(paths["dev"], spec["lang"])
+    test_texts, test_gold = load_gold(paths[spec["heldout"]], spec["lang"])
+    return default, (_scored_spans(nlp, dev_texts), dev_gold), (_scored_spans(nlp, test_texts), test_gold)
+
+
 @app.command("tune-threshold")
 def tune_threshold(
     run_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="A training run dir (result.json, model-best/)")],
@@ -603,7 +624,6 @@ def tune_threshold(
     score the held-out split with it; writes threshold.json beside result.json. Tuning
     on dev only: the held-out split is scored once per grid value but never chooses."""
     _set_threads(threads)
-    import spacy
 
     import bench.crf_component  # noqa: F401
 
@@ -612,15 +632,8 @@ def tune_threshold(
     if family is None:
         raise typer.BadParameter(f"system {result['system']!r} has no span scores to threshold")
     grid = THRESHOLD_GRIDS[family]
-    nlp = spacy.load(run_dir / "model-best")
-    pipe = nlp.get_pipe(family)
-    default = float(pipe.cfg["threshold"])
-    pipe.cfg["threshold"] = min(grid) - 1e-6  # keep every span the grid can select
-    spec = DATASETS[result["dataset"]]
-    paths = corpus_paths(corpus_dir)
-    dev_texts, dev_gold = load_gold(paths["dev"], spec["lang"])
-    test_texts, test_gold = load_gold(paths[spec["heldout"]], spec["lang"])
-    dev_scored, test_scored = _scored_spans(nlp, dev_texts), _scored_spans(nlp, test_texts)
+    default, (dev_scored, dev_gold), (test_scored, test_gold) = scored_dev_and_heldout(
+        run_dir, family, result["dataset"], corpus_dir, grid)
     best, dev_curve = pick_threshold(dev_scored, dev_gold, grid)
     tuned = score_predictions(_above(test_scored, best["threshold"]), test_gold)
     at_default = score_predictions(_above(test_scored, default), test_gold)
@@ -689,21 +702,13 @@ def decode_variants(
     on flat data, non-overlapping decoding (best-scoring spans that share no character).
     Writes decoding.json beside result.json (no retraining: the same scores)."""
     _set_threads(threads)
-    import spacy
 
     result = json.loads((run_dir / "result.json").read_text())
     if threshold_family(result["system"]) != "global_pointer":
         raise typer.BadParameter(f"system {result['system']!r} is not a global_pointer system")
     grid = THRESHOLD_GRIDS["global_pointer"]
-    nlp = spacy.load(run_dir / "model-best")
-    pipe = nlp.get_pipe("global_pointer")
-    default = float(pipe.cfg["threshold"])
-    pipe.cfg["threshold"] = min(grid) - 1e-6  # keep every span the grid can select
-    spec = DATASETS[result["dataset"]]
-    paths = corpus_paths(corpus_dir)
-    dev_texts, dev_gold = load_gold(paths["dev"], spec["lang"])
-    test_texts, test_gold = load_gold(paths[spec["heldout"]], spec["lang"])
-    dev_scored, test_scored = _scored_spans(nlp, dev_texts), _scored_spans(nlp, test_texts)
+    default, (dev_scored, dev_gold), (test_scored, test_gold) = scored_dev_and_heldout(
+        run_dir, "global_pointer", result["dataset"], corpus_dir, grid)
     best, _ = pick_threshold(dev_scored, dev_gold, grid)
     labels = per_label_thresholds(dev_scored, dev_gold, grid)
     variants: Dict[str, Dict[str, Any]] = {}
