@@ -729,7 +729,7 @@ def decode_variants(
         add("non_overlapping_dev_tuned", best["threshold"],
             lambda sc: [non_overlapping(d, best["threshold"]) for d in sc])
         pooled_dev = [pooled_labels(d) for d in dev_scored]
-        pooled_best, _ = pick_threshold([[(s, v) for s, v in d] for d in pooled_dev], dev_gold, grid)
+        pooled_best, _ = pick_threshold(pooled_dev, dev_gold, grid)
 
         def pooled(sc: Sequence[List[Tuple[CharSpan, float]]]) -> List[set]:
             return [non_overlapping(pooled_labels(d), pooled_best["threshold"]) for d in sc]

@@ -180,26 +180,24 @@ def build_parser() -> argparse.ArgumentParser:
 def annotate_options(args: argparse.Namespace) -> AnnotateOptions:
     """The run's options from the parsed ``annotate`` arguments."""
     ray = None
-    ray_given = [
-        f"--{name.replace('_', '-')}" for name in RAY_DEFAULTS if getattr(args, name) is not None
-    ]
+    # The Ray options given on the command line (their defaults are None: see the parser).
+    given = {name: getattr(args, name) for name in RAY_DEFAULTS if getattr(args, name) is not None}
     if args.ray_address is not None:
         if args.threads is not None:
             raise AnnotateError(
                 "--threads sets the torch threads of a local run; on Ray each actor runs "
                 "--cpus-per-worker threads"
             )
-        given = {name: getattr(args, name) for name in RAY_DEFAULTS}
-        settings = {name: RAY_DEFAULTS[name] if v is None else v for name, v in given.items()}
+        settings = {**RAY_DEFAULTS, **given}
         ray = RayOptions(
             address=args.ray_address,
             workers=settings["workers"],
             cpus_per_worker=settings["cpus_per_worker"],
             batch_size=settings["ray_batch_size"],
         )
-    elif ray_given:
+    elif given:
         raise AnnotateError(
-            f"{', '.join(ray_given)} needs --ray-address (locally torch uses the cores; "
+            f"{', '.join('--' + name.replace('_', '-') for name in given)} needs --ray-address (locally torch uses the cores; "
             "--threads sets how many)"
         )
     return AnnotateOptions(

@@ -19,8 +19,12 @@ def _system(bs1_share: float, large_share: float, train_wps: float, trivial: flo
 
 
 def _profile(path: Path, gp: Tuple[float, float, float, float], crf: Tuple[float, float, float, float],
-             ner: Tuple[float, float, float, float], data: str = "/elsewhere/shared/data/genia/dev.jsonl",
-             package: str = "/tmp/gp_after/spacy_globalpointer") -> Path:
+             ner: Tuple[float, float, float, float], package: str = "gp_after",
+             data: str = "elsewhere/shared/data/genia/dev.jsonl") -> Path:
+    """A profile_head output as another machine writes it: absolute paths outside this
+    checkout (under the test's tmp folder) for the data and the imported package."""
+    data = str(path.parents[1] / data)
+    package = str(path.parents[1] / package / "spacy_globalpointer")
     out = {"code": {"commit": "1111111", "package_commit": "1111111", "package_modified": False,
                     "package_path": package},
            "data": data, "lang": "en", "encoder": "cnn", "threads": 1,
@@ -43,7 +47,7 @@ def test_head_cost_folds_profile_outputs_and_renders_medians_and_targets(tmp_pat
                  (0.30, 0.12, 1200.0, 0.84), (0.34, 0.07, 1000.0, 0.82), (0.27, 0.32, 950.0, 0.72))
     before = _profile(tmp_path / "s1" / "genia-before-r1.json",
                       (0.40, 0.20, 900.0, 0.70), (0.31, 0.06, 1000.0, 0.81), (0.26, 0.31, 920.0, 0.71),
-                      package="/tmp/gp_before/spacy_globalpointer")
+                      package="gp_before")
     assert results.fold_head_cost([before], "aaaaaaa", results.Role.before, into) == 1
     assert results.fold_head_cost([a, b], "bbbbbbb", results.Role.after, into) == 3
     # Collecting a file again replaces its record (same session and file name).
@@ -62,7 +66,7 @@ def test_head_cost_folds_profile_outputs_and_renders_medians_and_targets(tmp_pat
     assert record["figures"]["systems"]["crf"]["raw_seconds"] == {"train_s": [1.0, 1.1]}
 
     other = _profile(tmp_path / "s2" / "x.json", (0.2, 0.1, 1.0, 0.9), (0.3, 0.1, 1.0, 0.9),
-                     (0.3, 0.1, 1.0, 0.9), data="/data/mine/corpus.spacy")
+                     (0.3, 0.1, 1.0, 0.9), data="data/mine/corpus.spacy")
     assert results.head_cost_record(other, "c", results.Role.current)["data"] == "corpus.spacy"
 
     loaded = results.load(into.parent)["head_cost"]
