@@ -647,25 +647,49 @@ CAP_STOPS = {"steps": "the cap, not convergence, stopped this run",
 
 
 def _learn_rate(run: Dict[str, Any]) -> str:
-    """The run's learning rate: its --set override, else the base config's (marked)."""
-    value = (run.get("overrides") or {}).get("training.optimizer.learn_rate")
-    if value is None:
-        value = (run.get("config_overrides") or {}).get("training.optimizer.learn_rate")
+    """The run's learning rate: its --set override, else the base config's (marked
+    "(default)"); a schedule (minilm's warmup_linear) with any of its settings overridden
+    is rendered with the overrides applied."""
+    given = {**(run.get("config_overrides") or {}), **(run.get("overrides") or {})}
+    value = given.get("training.optimizer.learn_rate")
     if value is not None:
         return str(value)
-    return f"{_base_learn_rate(run['encoder'], run['system'])} (default)"
+    prefix = "training.optimizer.learn_rate."
+    changed = {key[len(prefix):]: v for key, v in given.items() if key.startswith(prefix)}
+    base = _base_learn_rate(run["encoder"], run["system"])
+    if isinstance(base, dict):
+        text = _schedule_text({**base, **changed}, run["steps"])
+    else:
+        text = "?" if base is None else str(base)
+    return text if changed else f"{text} (default)"
 
 
-def _base_learn_rate(encoder: str, system: str) -> str:
+def _base_learn_rate(encoder: str, system: str) -> Any:
+    """The base config's [training.optimizer] learn_rate: a number, a schedule's settings
+    (uninterpolated), or None for an encoder or system the configs no longer know."""
     from bench.configs import config_text
 
     try:
         from spacy.util import load_config_from_str
 
         config = load_config_from_str(config_text(encoder, system), interpolate=False)
-        return str(config["training"]["optimizer"]["learn_rate"])
+        return config["training"]["optimizer"]["learn_rate"]
     except Exception:  # an encoder or system the configs no longer know
-        return "?"
+        return None
+
+
+def _schedule_text(schedule: Dict[str, Any], max_steps: int) -> str:
+    """A learning-rate schedule in words; total_steps = ${training.max_steps} is the run's cap."""
+    name = schedule.get("@schedules", "?")
+    total = schedule.get("total_steps")
+    if total == "${training.max_steps}":
+        total = max_steps
+    if name.startswith("warmup_linear") and {"initial_rate", "warmup_steps"} <= schedule.keys():
+        end = f"step {total:,}" if isinstance(total, int) else str(total)
+        return (f"{schedule['initial_rate']:g}, warmed up over {schedule['warmup_steps']:,} steps, "
+                f"linear to 0 at {end}")
+    settings = ", ".join(f"{k} {v}" for k, v in schedule.items() if k != "@schedules")
+    return f"{name} ({settings})"
 
 
 def _range_cell(values: Sequence[Optional[float]]) -> str:

@@ -147,3 +147,18 @@ def test_converged_section_explains_errors_by_kind_and_span_length():
     # 6-10 and 11+: no span of that length on either side.
     assert "| CRF tagger | 90.0 (40) | 50.0 (30) | 20.0 (8) | 0.0 (2) | — | — |" in by_length
     assert genia.index("- Target (") < genia.index("#### Errors on the held-out split")
+
+
+def test_learning_rate_cell_renders_a_schedule_with_its_overrides_applied():
+    # minilm's base config: warmup_linear.v1, 5e-5, 250 warmup steps, to 0 at training.max_steps
+    # (the run's cap). Overriding two of its settings changes just those; none keeps the default.
+    run = _result("genia", "global_pointer_efficient", 0, 0.7, 0.7)
+    run.update(encoder="minilm", steps=1600, overrides={
+        "training.optimizer.learn_rate.initial_rate": 0.0001, "training.optimizer.learn_rate.warmup_steps": 150})
+    assert report._learn_rate(run) == "0.0001, warmed up over 150 steps, linear to 0 at step 1,600"
+    run["overrides"] = {}
+    assert report._learn_rate(run) == "5e-05, warmed up over 250 steps, linear to 0 at step 1,600 (default)"
+    run["overrides"] = {"training.optimizer.learn_rate": 0.003}  # a number replaces the schedule
+    assert report._learn_rate(run) == "0.003"
+    run.update(encoder="no-such-encoder", overrides={})
+    assert report._learn_rate(run) == "? (default)"
