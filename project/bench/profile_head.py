@@ -53,6 +53,7 @@ from bench.configs import (  # noqa: E402
     transformer_overrides,
 )
 from bench.run import _set_threads, code_version, encoder_pipes, parse_overrides, relative_listing  # noqa: E402
+from bench.training import update  # noqa: E402
 
 SPANS_KEY = "sc"
 TRIVIAL = "trivial_head"
@@ -175,7 +176,7 @@ def build_pipeline(system: str, encoder: str, lang: str, examples: List[Any], tr
     optimizer = nlp.initialize(lambda: examples)
     batches = itertools.cycle(_batches(examples, train_batch))
     for _ in range(train_steps):
-        nlp.update(next(batches), sgd=optimizer, drop=0.1)
+        update(nlp, next(batches), optimizer, 0.1)
     return Trained(nlp, optimizer)
 
 
@@ -201,7 +202,7 @@ def time_updates(trained: Trained, batches: Sequence[Sequence[Any]]) -> float:
     """Seconds for nlp.update over the batches (dropout 0.1, the pipeline's optimizer)."""
     start = time.perf_counter()
     for batch in batches:
-        trained.nlp.update(batch, sgd=trained.optimizer, drop=0.1)
+        update(trained.nlp, batch, trained.optimizer, 0.1)
     return time.perf_counter() - start
 
 

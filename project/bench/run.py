@@ -47,6 +47,7 @@ from bench.configs import (  # noqa: E402
     transformer_overrides,
 )
 from bench.results import Kind, Role, fold, fold_head_cost  # noqa: E402
+from bench.training import update  # noqa: E402
 from scripts.span_metrics import (  # noqa: E402
     FN_KINDS,
     FP_KINDS,
@@ -407,7 +408,7 @@ def train_one(
     for step, (epoch, batch) in enumerate(batches, start=1):
         n_words = sum(len(eg.predicted) for eg in batch)
         start = time.perf_counter()
-        nlp.update(batch, drop=T["dropout"], sgd=optimizer, losses=losses)
+        update(nlp, batch, optimizer, T["dropout"], losses)
         train_seconds += time.perf_counter() - start
         words += n_words
         time_up = bool(max_train_seconds) and train_seconds >= max_train_seconds
@@ -452,6 +453,7 @@ def train_one(
         "dataset": dataset.value, "encoder": encoder, "system": system, "seed": seed,
         "flat": flat, "steps": steps, "eval_every": eval_every, "threads": threads,
         "steps_run": step, "max_train_seconds": max_train_seconds, "overrides": user_overrides,
+        "final_learn_rate": float(optimizer.learn_rate),
         "patience": patience, "stopped_by": stopped_by, "train_limit": train_limit,
         "spancat_sizes": overrides.get("components.spancat.suggester.sizes"),
         "heldout_split": spec["heldout"],

@@ -381,6 +381,40 @@ def test_conll2003_is_a_flat_dataset_of_the_shared_data():
     assert "spancat" not in spec["systems"] and {"crf", "ner"} <= set(spec["systems"])
 
 
+def test_training_step_advances_a_scheduled_learning_rate_as_spacy_train_does():
+    # warmup_linear starts at 0: a loop that never steps the schedule trains at rate 0 for
+    # ever (the minilm runs before this fix did). After n steps the rate is the schedule's
+    # (n+1)th value, as thinc's own generator gives it; the weights move.
+    from thinc.api import Adam, warmup_linear
+
+    from bench import training
+
+    nlp, examples = _crf_nlp()
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(warmup_linear(initial_rate=0.01, warmup_steps=4, total_steps=10))
+    expected = list(itertools.islice(warmup_linear(initial_rate=0.01, warmup_steps=4, total_steps=10), 4))
+    assert optimizer.learn_rate == expected[0] == 0.0
+    model = nlp.get_pipe("bench_crf_tagger").model
+    before = [p.copy() for node in model.walk() for p in (node.get_param(n) for n in node.param_names)]
+    losses = {}
+    for _ in range(3):
+        training.update(nlp, examples, optimizer, 0.0, losses)
+    assert optimizer.learn_rate == pytest.approx(expected[3]) and expected[3] == pytest.approx(0.0075)
+    assert losses["bench_crf_tagger"] > 0
+    after = [p for node in model.walk() for p in (node.get_param(n) for n in node.param_names)]
+    assert any(not numpy.array_equal(b, a) for b, a in zip(before, after))
+
+
+def test_profile_head_trains_with_the_schedule_stepped():
+    from bench import profile_head
+
+    examples = profile_head.load_examples(None, "en", 8, 0)
+    schedule = {"@schedules": "warmup_linear.v1", "initial_rate": 0.002, "warmup_steps": 4, "total_steps": 100}
+    trained = profile_head.build_pipeline("global_pointer_efficient", "cnn", "en", examples, 2, 4, 0,
+                                          extra={"training.optimizer.learn_rate": schedule})
+    assert trained.optimizer.learn_rate == pytest.approx(0.002 * 2 / 4)  # two steps into the warmup
+
+
 def test_profile_head_times_a_head_against_its_encoder_and_a_trivial_head():
     from bench import profile_head
 
