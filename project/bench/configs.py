@@ -88,12 +88,10 @@ _TOK2VEC_TRAINING = {"batch_stop": 1000, "learn_rate": "learn_rate = 0.001\n"}
 # A transformer on 2 CPU cores: batches of 100 words growing to 500 (the CNN's grow to
 # 1,000), at the rate of spaCy's transformer configs (configs/trf.cfg): 5e-5, warmed up
 # over 250 steps and decayed linearly to 0 at training.max_steps (the runner sets it).
-# The heads would train faster at a higher rate, but spaCy drives every component with
-# one thinc Optimizer (Language.update hands each pipe's finish_update the same one, and
-# no config setting reaches thinc's per-call lr_scale): one rate for all. It is slow for
-# the heads: 30 updates on 48 GENIA docs leave the GlobalPointer loss where it started
-# (1e-3 without warmup: 510 -> about 200). Short runs: raise it with --set
-# training.optimizer.learn_rate.initial_rate=... (and warmup_steps), or train longer.
+# spaCy drives every component with one thinc Optimizer (Language.update hands each
+# pipe's finish_update the same one, and no config setting reaches thinc's per-call
+# lr_scale): one rate for the transformer and the head. Override with --set
+# training.optimizer.learn_rate.initial_rate=... (and warmup_steps).
 _MINILM_TRAINING = {"batch_stop": 500, "learn_rate": """
 [training.optimizer.learn_rate]
 @schedules = "warmup_linear.v1"
