@@ -195,3 +195,42 @@ def check_labels(name: str, examples: Iterable[Example], key: str, labels: Itera
             f"doc.spans[{key!r}] that were not seen in initialize(); known labels: "
             f"{sorted(known)}. Pass all labels to initialize (e.g. via `spacy init labels`)."
         )
+
+
+def smooth_boundaries(
+    rows: numpy.ndarray, valid: numpy.ndarray, epsilon: float, distance: int
+) -> "tuple[numpy.ndarray, numpy.ndarray]":
+    """Boundary smoothing (Zhu & Li, ACL 2022) for the multi-label loss: soft targets.
+
+    Each gold row (start, offset, label) keeps 1 - epsilon; epsilon is shared equally by
+    the spans of the same label whose start and end together lie within ``distance``
+    tokens of its own (|start' - start| + |end' - end| <= distance) and that may be
+    predicted at all (``valid``, the (n, width) mask of the band). A gold span with no
+    such neighbour keeps 1. Targets landing on the same span add up, capped at 1.
+    Returns the rows, each once, and their targets (a gold row listed twice is one).
+    """
+    rows = numpy.unique(numpy.asarray(rows, dtype="int64").reshape(-1, 3), axis=0)
+    if not len(rows) or epsilon == 0:
+        return rows, numpy.ones((len(rows),), dtype="float32")
+    n, width = valid.shape
+    moves = numpy.asarray([(ds, de) for ds in range(-distance, distance + 1)
+                           for de in range(-distance, distance + 1)
+                           if 0 < abs(ds) + abs(de) <= distance], dtype="int64")
+    starts = rows[:, None, 0] + moves[None, :, 0]
+    ends = rows[:, None, 0] + rows[:, None, 1] + moves[None, :, 1]
+    offsets = ends - starts
+    inside = (starts >= 0) & (offsets >= 0) & (offsets < width) & (ends < n)
+    ok = numpy.zeros(inside.shape, dtype=bool)
+    ok[inside] = valid[starts[inside], offsets[inside]]
+    n_neighbours = ok.sum(axis=1)
+    own = numpy.where(n_neighbours > 0, 1.0 - epsilon, 1.0)
+    share = numpy.divide(epsilon, n_neighbours, out=numpy.zeros(len(rows)), where=n_neighbours > 0)
+    which, move = numpy.nonzero(ok)
+    all_rows = numpy.concatenate([
+        rows,
+        numpy.stack([starts[which, move], offsets[which, move], rows[which, 2]], axis=1),
+    ])
+    all_targets = numpy.concatenate([own, share[which]])
+    unique, inverse = numpy.unique(all_rows, axis=0, return_inverse=True)
+    targets = numpy.minimum(numpy.bincount(inverse.reshape(-1), weights=all_targets), 1.0)
+    return unique, targets.astype("float32")

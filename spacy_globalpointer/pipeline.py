@@ -20,6 +20,7 @@ from .gold import (
     gold_rows,
     length_report,
     new_counts,
+    smooth_boundaries,
     survey_examples,
     warn_if_mostly_misaligned,
     warn_skipped,
@@ -85,6 +86,8 @@ SPAN_LENGTH_COVERAGE = 0.995
         "threshold": 0.5,
         "annotate_ents": False,
         "overwrite_ents": False,
+        "boundary_smoothing": 0.0,
+        "boundary_smoothing_distance": 1,
         "scorer": {"@scorers": "spacy-globalpointer.spans_scorer.v1"},
     },
     default_score_weights={
@@ -102,6 +105,8 @@ def make_global_pointer(
     annotate_ents: bool,
     overwrite_ents: bool,
     scorer: Optional[Callable],
+    boundary_smoothing: float = 0.0,
+    boundary_smoothing_distance: int = 1,
 ) -> "GlobalPointer":
     """Create a GlobalPointer span recogniser (nested and flat NER).
 
@@ -113,6 +118,10 @@ def make_global_pointer(
     overwrite_ents: with annotate_ents, replace the entities an earlier component set;
         by default they are kept, and only spans that overlap none of them are added.
     scorer: the scoring function (default: spans P/R/F with overlaps allowed).
+    boundary_smoothing: training only; the share of each gold span's target given to
+        the spans around it (Zhu & Li, 2022), 0 (off, the default) to below 1.
+    boundary_smoothing_distance: how far around: start and end moved by at most this
+        many tokens in all.
     """
     return GlobalPointer(
         nlp.vocab,
@@ -123,14 +132,16 @@ def make_global_pointer(
         annotate_ents=annotate_ents,
         overwrite_ents=overwrite_ents,
         scorer=scorer,
+        boundary_smoothing=boundary_smoothing,
+        boundary_smoothing_distance=boundary_smoothing_distance,
     )
 
 
 class GlobalPointer(SavedCfgSerialization, TrainablePipe):
     """Predicts possibly overlapping labelled spans from per-label span scores.
 
-    Settings (spans_key, threshold, annotate_ents, overwrite_ents) come from the
-    config; the saved ``cfg`` file holds only what the config cannot: the labels and
+    Settings (spans_key, threshold, annotate_ents, overwrite_ents, and the training-only
+    boundary_smoothing and boundary_smoothing_distance) come from the config; the saved ``cfg`` file holds only what the config cannot: the labels and
     the head's input width.
     """
 
@@ -145,6 +156,8 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
         annotate_ents: bool = False,
         overwrite_ents: bool = False,
         scorer: Optional[Callable] = gp_score,
+        boundary_smoothing: float = 0.0,
+        boundary_smoothing_distance: int = 1,
     ) -> None:
         self.vocab = vocab
         self.model = model
@@ -155,6 +168,8 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
             "threshold": threshold,
             "annotate_ents": annotate_ents,
             "overwrite_ents": overwrite_ents,
+            "boundary_smoothing": boundary_smoothing,
+            "boundary_smoothing_distance": boundary_smoothing_distance,
         }
         check_settings(name, settings, "the component's config")
         # What the config says, to tell at save time whether cfg was changed since.
@@ -300,16 +315,28 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
             )
         label_ids = {label: i for i, label in enumerate(self.labels)}
         counts = new_counts()
-        gold, valid = [], []
+        epsilon = float(self.cfg["boundary_smoothing"])
+        gold, valid, targets = [], [], []
         for eg, doc_scores in zip(examples, scores):
             width = int(doc_scores.shape[1])
             rows = gold_rows(eg, self.key, label_ids, width, counts)
+            doc_valid = valid_cells(self.model.ops, width, boundary_tokens(eg.predicted))
+            doc_targets = None
+            if rows is not None and epsilon:
+                rows, doc_targets = smooth_boundaries(
+                    rows, self.model.ops.to_numpy(doc_valid), epsilon,
+                    int(self.cfg["boundary_smoothing_distance"]),
+                )
+                doc_targets = self.model.ops.asarray1f(doc_targets)
             gold.append(None if rows is None else self.model.ops.asarray2i(rows))
-            valid.append(valid_cells(self.model.ops, width, boundary_tokens(eg.predicted)))
+            valid.append(doc_valid)
+            targets.append(doc_targets)
         for reason, count in counts.items():
             self.gold_span_stats[reason] += count
         warn_skipped(self.name, counts, self._warned, hint=True)
-        loss, d_scores = global_pointer_loss(self.model.ops, scores, gold, valid)
+        loss, d_scores = global_pointer_loss(
+            self.model.ops, scores, gold, valid, targets if epsilon else None
+        )
         if not math.isfinite(loss):
             raise ValueError(
                 f"'{self.name}': the loss is not finite ({loss}); the update was stopped "

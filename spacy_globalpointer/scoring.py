@@ -20,6 +20,7 @@ def global_pointer_loss(
     scores: Sequence[Floats3d],
     gold: Sequence[Optional[Ints2d]],
     valid: Optional[Sequence[Any]] = None,
+    targets: Optional[Sequence[Optional[Any]]] = None,
 ) -> Tuple[float, List[Floats3d]]:
     """Multi-label categorical cross-entropy, per doc and label, with its gradient.
 
@@ -35,6 +36,13 @@ def global_pointer_loss(
     the max subtracted so that no sentinel values are needed. The gradient of the
     first term is -softmax over {0} U {-s_P} at each positive span; of the second,
     softmax over {0} U {s_Q} at each negative span. Padding never enters.
+
+    targets[b], if given, holds a soft target t in [0, 1] for each of gold[b]'s rows
+    (boundary smoothing gives the gold span 1 - eps and its neighbours the rest); every
+    other valid span has t = 0. The loss is then
+        L_a = log(1 + sum t e^{-s}) + log(1 + sum (1 - t) e^{s})
+    over the valid spans, which is the loss above when every t is 0 or 1: a row with
+    t = 1 (the default) is a plain positive. A row listed twice keeps its largest t.
 
     Duplicate gold rows count once (the positives are a set). Rows outside the
     valid band raise a ValueError. Scores in a type narrower than float32 (float16,
@@ -62,22 +70,29 @@ def global_pointer_loss(
             )
         cells.append(doc_cells)
     _check_gold(xp, [gold[b] for b in rows], [scores[b].shape for b in rows], rows)
+    doc_gold, doc_targets = [gold[b] for b in rows], None
+    if targets is not None:
+        if len(targets) != len(gold):
+            raise ValueError(f"Got {len(gold)} gold entries but {len(targets)} target entries.")
+        doc_gold, doc_targets = zip(*(_unique_targets(xp, gold[b], targets[b], b) for b in rows))
     if xp is numpy:
         terms = _flat_terms
     else:
         terms = _padded_terms  # CuPy has no reduceat
-    loss, d_rows = terms(ops, [scores[b] for b in rows], [gold[b] for b in rows], cells, n_labels)
+    loss, d_rows = terms(ops, [scores[b] for b in rows], list(doc_gold), cells, n_labels, doc_targets)
     for b, d in zip(rows, d_rows):
         d_scores[b] = d
     return loss, d_scores
 
 
 def _flat_terms(
-    ops: Ops, scores: List[Any], gold: List[Any], cells: List[Any], n_labels: int
+    ops: Ops, scores: List[Any], gold: List[Any], cells: List[Any], n_labels: int,
+    targets: Optional[Sequence[Any]] = None,
 ) -> Tuple[float, List[Any]]:
     """Both terms over all docs' spans as one (spans, labels) array, summed per doc with
     reduceat: no padding, so a batch of short docs beside a long one costs what it holds.
-    The positive term only visits the gold cells (a few per doc), not the whole band."""
+    The positive term only visits the gold cells (a few per doc), not the whole band.
+    targets: soft targets of the gold rows (rows unique per doc), or None (all 1)."""
     xp = ops.xp
     sizes = [int(s.shape[0] * s.shape[1]) for s in scores]
     starts = numpy.cumsum([0] + sizes[:-1])
@@ -87,18 +102,30 @@ def _flat_terms(
     # Gold cells as (flat cell, label), each once, where a span may be (the positives).
     counts = [len(rows) for rows in gold]
     cell = label = xp.zeros((0,), dtype="int64")
+    weight = xp.zeros((0,), dtype=S.dtype) if targets is not None else None
     if sum(counts):
         rows = xp.concatenate([rows for rows in gold if len(rows)]).astype("int64")
         widths = xp.repeat(xp.asarray([s.shape[1] for s in scores]), counts)
         flat = xp.repeat(xp.asarray(starts), counts) + rows[:, 0] * widths + rows[:, 1]
-        cell, label = xp.divmod(xp.unique(flat * n_labels + rows[:, 2]), n_labels)
+        if targets is None:
+            cell, label = xp.divmod(xp.unique(flat * n_labels + rows[:, 2]), n_labels)
+        else:  # rows already unique per doc (_unique_targets)
+            cell, label = flat, rows[:, 2]
+            weight = xp.concatenate([t for t in targets if len(t)]).astype(S.dtype)
         keep = real[cell]
         cell, label = cell[keep], label[keep]
-    neg_logits[cell, label] = -xp.inf
+        weight = None if weight is None else weight[keep]
+    if weight is None:
+        neg_logits[cell, label] = -xp.inf
+        pos_values = -S[cell, label]
+    else:
+        # A soft cell is in both terms, weighted: e^{s} by 1 - t, e^{-s} by t (log 0 = -inf).
+        with numpy.errstate(divide="ignore"):
+            neg_logits[cell, label] = S[cell, label] + xp.log1p(-weight)
+            pos_values = -S[cell, label] + xp.log(weight)
     neg_lse = _segment_logsumexp_with_zero(xp, neg_logits, starts, sizes)
     # Positive term per (doc, label) group: log(1 + sum e^{-s}) over its gold cells.
     group = (xp.searchsorted(xp.asarray(starts), cell, side="right") - 1) * n_labels + label
-    pos_values = -S[cell, label]
     shift = xp.zeros(len(scores) * n_labels, dtype=S.dtype)
     xp.maximum.at(shift, group, pos_values)
     pos_exps = xp.zeros_like(shift)
@@ -106,7 +133,11 @@ def _flat_terms(
     pos_lse = (shift + xp.log(xp.exp(-shift) + pos_exps)).reshape(len(scores), n_labels)
     loss = float((pos_lse + neg_lse).sum())
     d_flat = xp.exp(neg_logits - xp.repeat(neg_lse, sizes, axis=0))
-    d_flat[cell, label] = -xp.exp(pos_values - pos_lse.reshape(-1)[group])
+    d_pos = xp.exp(pos_values - pos_lse.reshape(-1)[group])
+    if weight is None:
+        d_flat[cell, label] = -d_pos
+    else:
+        d_flat[cell, label] -= d_pos  # the negative term's share stays
     d_rows = [
         d_flat[start : start + size].reshape(s.shape)
         for start, size, s in zip(starts, sizes, scores)
@@ -122,27 +153,30 @@ def _segment_logsumexp_with_zero(xp: Any, logits: Any, starts: Any, sizes: List[
 
 
 def _padded_terms(
-    ops: Ops, scores: List[Any], gold: List[Any], cells: List[Any], n_labels: int
+    ops: Ops, scores: List[Any], gold: List[Any], cells: List[Any], n_labels: int,
+    targets: Optional[Sequence[Any]] = None,
 ) -> Tuple[float, List[Any]]:
     """Both terms with the docs padded into (docs, spans, labels), for array modules
-    without reduceat (CuPy)."""
+    without reduceat (CuPy). targets: as for _flat_terms."""
     xp = ops.xp
-    flat_scores, flat_valid, flat_positive = [], [], []
-    for doc_scores, spans, doc_cells in zip(scores, gold, cells):
+    flat_scores, flat_valid, flat_target = [], [], []
+    for b, (doc_scores, spans, doc_cells) in enumerate(zip(scores, gold, cells)):
         doc_valid = xp.broadcast_to(doc_cells[:, :, None], doc_scores.shape)
-        positive = xp.zeros(doc_scores.shape, dtype=bool)
+        target = xp.zeros(doc_scores.shape, dtype=doc_scores.dtype)
         if len(spans):
-            positive[spans[:, 0], spans[:, 1], spans[:, 2]] = True
+            target[spans[:, 0], spans[:, 1], spans[:, 2]] = 1.0 if targets is None else targets[b]
         flat_scores.append(doc_scores.reshape(-1, n_labels))
         flat_valid.append(doc_valid.reshape(-1, n_labels))
-        flat_positive.append(positive.reshape(-1, n_labels))
+        flat_target.append(target.reshape(-1, n_labels))
     S = ops.pad(flat_scores)
     padded_valid = ops.pad(flat_valid)
-    positive = ops.pad(flat_positive) & padded_valid
-    negative = padded_valid & ~positive
+    T = ops.pad(flat_target)
+    positive = (T > 0) & padded_valid
+    negative = padded_valid & (T < 1)
     neg_inf = xp.asarray(-xp.inf, dtype=S.dtype)
-    pos_logits = xp.where(positive, -S, neg_inf)
-    neg_logits = xp.where(negative, S, neg_inf)
+    # log t and log(1 - t) where they are finite; the masks drop the rest.
+    pos_logits = xp.where(positive, -S + xp.log(xp.where(positive, T, 1)), neg_inf)
+    neg_logits = xp.where(negative, S + xp.log1p(-xp.where(negative, T, 0)), neg_inf)
     pos_lse = _logsumexp_with_zero(xp, pos_logits)
     neg_lse = _logsumexp_with_zero(xp, neg_logits)
     loss = float((pos_lse + neg_lse).sum())
@@ -152,6 +186,28 @@ def _padded_terms(
         n, width, _ = doc_scores.shape
         d_rows.append(d_padded[row, : n * width].reshape(n, width, n_labels))
     return loss, d_rows
+
+
+def _unique_targets(xp: Any, rows: Any, targets: Optional[Any], doc_index: int) -> Tuple[Any, Any]:
+    """A doc's gold rows, each once, with their soft targets (a row listed twice keeps
+    its largest); no targets: all 1. Raises on a count or value that does not fit."""
+    if targets is None:
+        targets = xp.ones((len(rows),), dtype="float32")
+    targets = xp.asarray(targets, dtype="float32").reshape(-1)
+    if len(targets) != len(rows):
+        raise ValueError(f"targets[{doc_index}] has {len(targets)} values for {len(rows)} gold rows.")
+    bad = ~((targets >= 0) & (targets <= 1))  # NaN fails both
+    if bool(bad.any()):
+        value = float(targets[xp.nonzero(bad)[0][0]])
+        raise ValueError(f"targets[{doc_index}] holds {value!r}: soft targets must be in [0, 1].")
+    if not len(rows):
+        return rows, targets
+    # Sorted by row, then by target: the last of each run of equal rows has the largest.
+    order = xp.lexsort(xp.stack([targets, rows[:, 2], rows[:, 1], rows[:, 0]]))
+    rows, targets = rows[order], targets[order]
+    last = xp.ones((len(rows),), dtype=bool)
+    last[:-1] = (rows[1:] != rows[:-1]).any(axis=1)
+    return rows[last], targets[last]
 
 
 def _at_least_float32(xp: Any, scores: Any) -> Any:

@@ -1,7 +1,7 @@
 """The component's settings: checked where they enter, and the saved cfg file.
 
-Settings (spans_key, threshold, annotate_ents, overwrite_ents) live in the pipeline's
-config; the saved ``cfg`` file holds only what the config cannot (labels, input width).
+Settings (spans_key, threshold, annotate_ents, overwrite_ents, boundary_smoothing and
+boundary_smoothing_distance) live in the pipeline's config; the saved ``cfg`` file holds only what the config cannot (labels, input width).
 Files saved by 0.1.0 also held the settings, the threshold as a logit: reading one keeps
 working, and says what it did.
 """
@@ -55,6 +55,12 @@ def check_settings(
                     " (a logit threshold t of spacy-globalpointer 0.1.0 is the probability "
                     f"1 / (1 + e^-t): {value} is {probability:.6g})"
                 )
+        elif key == "boundary_smoothing":
+            ok = _is_number(value) and 0 <= value < 1
+            expected = "a share in [0, 1) (0: off)"
+        elif key == "boundary_smoothing_distance":
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            expected = "a whole number of tokens, at least 1"
         else:
             ok = isinstance(value, bool)
             expected = "true or false"
