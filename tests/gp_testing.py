@@ -1,8 +1,10 @@
 """Test helpers: tiny nested-NER training sets built from character offsets."""
 
+import math
 import signal
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
+import numpy
 import spacy
 from spacy.language import Language
 from spacy.training import Example
@@ -43,3 +45,23 @@ def interruptible() -> None:
     inherits the ignore never raises KeyboardInterrupt: the tests that interrupt a run
     would then see it finish."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def naive_soft_loss(scores: numpy.ndarray, valid: numpy.ndarray, targets: Dict[Tuple[int, int, int], float]) -> float:
+    """Sum over labels of log(1 + sum t e^-s) + log(1 + sum (1 - t) e^s) over the valid
+    spans (a loop over every cell), t from {(start, offset, label): t}, 0 elsewhere; with
+    every t 0 or 1, the plain loss: positives where t = 1, negatives where t = 0."""
+    n, width, n_labels = scores.shape
+    total = 0.0
+    for a in range(n_labels):
+        pos = neg = 0.0
+        for i in range(n):
+            for d in range(width):
+                if not valid[i, d]:
+                    continue
+                t = targets.get((i, d, a), 0.0)
+                s = float(scores[i, d, a])
+                pos += t * math.exp(-s)
+                neg += (1 - t) * math.exp(s)
+        total += math.log1p(pos) + math.log1p(neg)
+    return total

@@ -2,37 +2,16 @@
 the multi-label loss. The loss against a naive loop over the formula, the targets against
 hand-made examples, and the component setting end to end."""
 
-import math
-
 import numpy
 import pytest
 import spacy
-from gp_testing import NESTED_TRAIN, make_examples, train_pipeline
+from gp_testing import NESTED_TRAIN, make_examples, naive_soft_loss, train_pipeline
 from thinc.api import NumpyOps
 
 from spacy_globalpointer.gold import smooth_boundaries
 from spacy_globalpointer.scoring import _flat_terms, _padded_terms, global_pointer_loss
 
 OPS = NumpyOps()
-
-
-def naive_soft_loss(scores: numpy.ndarray, valid: numpy.ndarray, targets: dict) -> float:
-    """Sum over labels of log(1 + sum t e^-s) + log(1 + sum (1 - t) e^s) over the valid
-    spans, t from {(start, offset, label): t} (0 elsewhere), looping over every cell."""
-    n, width, n_labels = scores.shape
-    total = 0.0
-    for a in range(n_labels):
-        pos = neg = 0.0
-        for i in range(n):
-            for d in range(width):
-                if not valid[i, d]:
-                    continue
-                t = targets.get((i, d, a), 0.0)
-                s = float(scores[i, d, a])
-                pos += t * math.exp(-s)
-                neg += (1 - t) * math.exp(s)
-        total += math.log1p(pos) + math.log1p(neg)
-    return total
 
 
 def _random_case(rng):
