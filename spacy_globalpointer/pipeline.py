@@ -141,8 +141,8 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
     """Predicts possibly overlapping labelled spans from per-label span scores.
 
     Settings (spans_key, threshold, annotate_ents, overwrite_ents, and the training-only
-    boundary_smoothing and boundary_smoothing_distance) come from the config; the saved ``cfg`` file holds only what the config cannot: the labels and
-    the head's input width.
+    boundary_smoothing and boundary_smoothing_distance) come from the config; the saved
+    ``cfg`` file holds only what the config cannot: the labels and the head's input width.
     """
 
     def __init__(
@@ -315,7 +315,9 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
             )
         label_ids = {label: i for i, label in enumerate(self.labels)}
         counts = new_counts()
-        epsilon = float(self.cfg["boundary_smoothing"])
+        smoothing = {key: self.cfg[key] for key in ("boundary_smoothing", "boundary_smoothing_distance")}
+        check_settings(self.name, smoothing, "cfg")  # cfg can be edited on a live component
+        epsilon = float(smoothing["boundary_smoothing"])
         gold, valid, targets = [], [], []
         for eg, doc_scores in zip(examples, scores):
             width = int(doc_scores.shape[1])
@@ -325,7 +327,7 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
             if rows is not None and epsilon:
                 rows, doc_targets = smooth_boundaries(
                     rows, self.model.ops.to_numpy(doc_valid), epsilon,
-                    int(self.cfg["boundary_smoothing_distance"]),
+                    smoothing["boundary_smoothing_distance"],
                 )
                 doc_targets = self.model.ops.asarray1f(doc_targets)
             gold.append(None if rows is None else self.model.ops.asarray2i(rows))

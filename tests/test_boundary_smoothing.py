@@ -136,6 +136,9 @@ def test_component_trains_with_smoothing_and_refuses_bad_settings(tmp_path):
     pipe.cfg["boundary_smoothing"] = 0.0
     hard = pipe.get_loss(make_examples(nlp), scores)[0]
     assert smoothed > hard
+    pipe.cfg["boundary_smoothing"] = -0.5  # edited on the live component: checked when used
+    with pytest.raises(ValueError, match=r"'global_pointer': boundary_smoothing in cfg must be a share"):
+        pipe.get_loss(make_examples(nlp), scores)
     for key, value, match in [("boundary_smoothing", 1.0, r"boundary_smoothing .* must be a share in \[0, 1\).*1\.0"),
                               ("boundary_smoothing", "0.1", "boundary_smoothing .* got '0.1'"),
                               ("boundary_smoothing_distance", 0, "boundary_smoothing_distance .* at least 1, got 0")]:
