@@ -5,7 +5,7 @@ under a reason, and the component warns with the count.
 """
 
 import warnings
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Set
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Set, Tuple
 
 import numpy
 from spacy.attrs import IDX, LENGTH
@@ -199,7 +199,7 @@ def check_labels(name: str, examples: Iterable[Example], key: str, labels: Itera
 
 def smooth_boundaries(
     rows: numpy.ndarray, valid: numpy.ndarray, epsilon: float, distance: int
-) -> "tuple[numpy.ndarray, numpy.ndarray]":
+) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """Boundary smoothing (Zhu & Li, ACL 2022) for the multi-label loss: soft targets.
 
     Each gold row (start, offset, label) keeps 1 - epsilon; epsilon is shared equally by

@@ -1,7 +1,8 @@
 """The component's settings: checked where they enter, and the saved cfg file.
 
 Settings (spans_key, threshold, annotate_ents, overwrite_ents, boundary_smoothing and
-boundary_smoothing_distance) live in the pipeline's config; the saved ``cfg`` file holds only what the config cannot (labels, input width).
+boundary_smoothing_distance) live in the pipeline's config; the saved ``cfg`` file holds
+only what the config cannot (labels, input width).
 Files saved by 0.1.0 also held the settings, the threshold as a logit: reading one keeps
 working, and says what it did.
 """
