@@ -2,7 +2,7 @@
 
 import math
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, cast
 
 import numpy
 from spacy.language import Language
@@ -88,6 +88,7 @@ SPAN_LENGTH_COVERAGE = 0.995
         "overwrite_ents": False,
         "boundary_smoothing": 0.0,
         "boundary_smoothing_distance": 1,
+        "head_learn_rate_scale": 1.0,
         "scorer": {"@scorers": "spacy-globalpointer.spans_scorer.v1"},
     },
     default_score_weights={
@@ -107,6 +108,7 @@ def make_global_pointer(
     scorer: Optional[Callable],
     boundary_smoothing: float = 0.0,
     boundary_smoothing_distance: int = 1,
+    head_learn_rate_scale: float = 1.0,
 ) -> "GlobalPointer":
     """Create a GlobalPointer span recogniser (nested and flat NER).
 
@@ -122,6 +124,9 @@ def make_global_pointer(
         the spans around it (Zhu & Li, 2022), 0 (off, the default) to below 1.
     boundary_smoothing_distance: how far around: start and end moved by at most this
         many tokens in all.
+    head_learn_rate_scale: training only; the head's weights are updated at the
+        optimizer's learning rate times this (an embedded tok2vec, and a shared one
+        through its listener, at the optimizer's own rate).
     """
     return GlobalPointer(
         nlp.vocab,
@@ -134,15 +139,30 @@ def make_global_pointer(
         scorer=scorer,
         boundary_smoothing=boundary_smoothing,
         boundary_smoothing_distance=boundary_smoothing_distance,
+        head_learn_rate_scale=head_learn_rate_scale,
     )
+
+
+class ScaledLearnRate:
+    """An optimizer's step with its learning rate multiplied by scale (thinc's lr_scale)."""
+
+    def __init__(self, optimizer: Optimizer, scale: float) -> None:
+        self.optimizer = optimizer
+        self.scale = scale
+
+    def __call__(
+        self, key: Tuple[int, str], weights: Any, gradient: Any, *, lr_scale: float = 1.0
+    ) -> Tuple[Any, Any]:
+        return self.optimizer(key, weights, gradient, lr_scale=lr_scale * self.scale)
 
 
 class GlobalPointer(SavedCfgSerialization, TrainablePipe):
     """Predicts possibly overlapping labelled spans from per-label span scores.
 
     Settings (spans_key, threshold, annotate_ents, overwrite_ents, and the training-only
-    boundary_smoothing and boundary_smoothing_distance) come from the config; the saved
-    ``cfg`` file holds only what the config cannot: the labels and the head's input width.
+    boundary_smoothing, boundary_smoothing_distance and head_learn_rate_scale) come from
+    the config; the saved ``cfg`` file holds only what the config cannot: the labels and
+    the head's input width.
     """
 
     def __init__(
@@ -158,6 +178,7 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
         scorer: Optional[Callable] = gp_score,
         boundary_smoothing: float = 0.0,
         boundary_smoothing_distance: int = 1,
+        head_learn_rate_scale: float = 1.0,
     ) -> None:
         self.vocab = vocab
         self.model = model
@@ -170,6 +191,7 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
             "overwrite_ents": overwrite_ents,
             "boundary_smoothing": boundary_smoothing,
             "boundary_smoothing_distance": boundary_smoothing_distance,
+            "head_learn_rate_scale": head_learn_rate_scale,
         }
         check_settings(name, settings, "the component's config")
         # What the config says, to tell at save time whether cfg was changed since.
@@ -294,6 +316,35 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Update the weights from their gradients: the head's at the optimizer's learning
+        rate times head_learn_rate_scale, the rest of the model (an embedded tok2vec) at
+        the optimizer's own rate.
+
+        A fresh head on a pretrained transformer may need a larger rate than the
+        transformer's fine-tuning one; a single optimizer has one rate for both.
+        """
+        scale = self.cfg["head_learn_rate_scale"]
+        check_settings(self.name, {"head_learn_rate_scale": scale}, "cfg")  # editable live
+        if scale == 1:
+            self.model.finish_update(sgd)
+            return
+        head = self._head
+        head.finish_update(cast(Optimizer, ScaledLearnRate(sgd, float(scale))))
+        # The rest as Model.finish_update does it, skipping the head's nodes.
+        head_nodes = {id(node) for node in head.walk()}
+        rest = [node for node in self.model.walk() if id(node) not in head_nodes]
+        for node in rest:
+            for shim in node.shims:
+                shim.finish_update(sgd)
+        for node in rest:
+            for param_name in node.param_names:
+                if node.has_grad(param_name):
+                    param, _ = sgd(
+                        (node.id, param_name), node.get_param(param_name), node.get_grad(param_name)
+                    )
+                    node.set_param(param_name, param)
 
     def get_loss(
         self, examples: Iterable[Example], scores: List[Floats3d]

@@ -1,8 +1,8 @@
 """The component's settings: checked where they enter, and the saved cfg file.
 
-Settings (spans_key, threshold, annotate_ents, overwrite_ents, boundary_smoothing and
-boundary_smoothing_distance) live in the pipeline's config; the saved ``cfg`` file holds
-only what the config cannot (labels, input width).
+Settings (spans_key, threshold, annotate_ents, overwrite_ents, boundary_smoothing,
+boundary_smoothing_distance and head_learn_rate_scale) live in the pipeline's config; the
+saved ``cfg`` file holds only what the config cannot (labels, input width).
 Files saved by 0.1.0 also held the settings, the threshold as a logit: reading one keeps
 working, and says what it did.
 """
@@ -62,6 +62,9 @@ def check_settings(
         elif key == "boundary_smoothing_distance":
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
             expected = "a whole number of tokens, at least 1"
+        elif key == "head_learn_rate_scale":
+            ok = _is_number(value) and 0 < value < math.inf
+            expected = "a positive, finite number (1: the optimizer's own rate)"
         else:
             ok = isinstance(value, bool)
             expected = "true or false"
