@@ -9,7 +9,7 @@ i..i+d form an entity of label a, for offsets ``0 <= d < width``. Cells with
 
 import warnings
 from functools import lru_cache
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.attrs import IS_SPACE
@@ -104,6 +104,23 @@ def chunk_docs(
     if current:
         chunks.append(current)
     return chunks
+
+
+class BandScores(list):
+    """Per-doc banded scores (views of padded chunks), with the chunks they are views of.
+
+    A list like any other; a decoder may threshold each chunk in one pass instead of one
+    pass per doc. chunks: (chunk, doc indices), chunk[row] padding doc indices[row]'s
+    scores. ``intact`` says whether every item is still the view it was built with.
+    """
+
+    def __init__(self, items: Sequence[Any], chunks: List[Tuple[Any, List[int]]]) -> None:
+        super().__init__(items)
+        self.chunks = chunks
+        self._views = tuple(items)
+
+    def intact(self) -> bool:
+        return len(self) == len(self._views) and all(a is b for a, b in zip(self, self._views))
 
 
 def warn_if_capped(lengths: List[int], widths: List[int], max_length: Optional[int]) -> None:
