@@ -11,7 +11,7 @@ from spacy.pipeline.spancat import DEFAULT_SPANS_KEY
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats3d
 
 from .band import BandScores, boundary_tokens, valid_cells
@@ -70,9 +70,6 @@ maxout_pieces = 3
 depth = 4
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
-
-# Decoding runs on numpy arrays (ops.to_numpy), whatever the model's ops.
-NUMPY_OPS = NumpyOps()
 
 # A doc's decoded spans when it has none: (starts, ends, labels, scores).
 NO_SPANS = (
@@ -302,7 +299,9 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
         n_not_finite = 0
         for chunk, indices in scores.chunks:
             chunk = ops.to_numpy(chunk)
-            if not math.isfinite(float(chunk.sum())):
+            with numpy.errstate(over="ignore", invalid="ignore"):  # inf sums: counted below
+                chunk_sum = float(chunk.sum())
+            if not math.isfinite(chunk_sum):
                 n_not_finite += count_not_finite(numpy, [ops.to_numpy(scores[i]) for i in indices])
             shapes = [scores[i].shape for i in indices]
             rows, starts, offsets, label_ids, values = chunk_candidates(
@@ -313,11 +312,11 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
                 lo, hi = bounds[row], bounds[row + 1]
                 if lo == hi:
                     continue
-                doc_starts, doc_ends = starts[lo:hi], starts[lo:hi] + offsets[lo:hi]
+                doc_starts, doc_lasts = starts[lo:hi], starts[lo:hi] + offsets[lo:hi]
                 boundary = boundary_tokens(docs[i])
-                keep = boundary[doc_starts] & boundary[doc_ends]
+                keep = boundary[doc_starts] & boundary[doc_lasts]
                 found[i] = (
-                    doc_starts[keep], doc_ends[keep] + 1, label_ids[lo:hi][keep], values[lo:hi][keep]
+                    doc_starts[keep], doc_lasts[keep] + 1, label_ids[lo:hi][keep], values[lo:hi][keep]
                 )
         return found, n_not_finite
 
