@@ -23,7 +23,7 @@ from thinc.api import (
 )
 from thinc.types import Floats2d, Floats3d
 
-from .band import chunk_docs, span_width, warn_if_capped
+from .band import BandScores, chunk_docs, span_width, warn_if_capped
 
 HEAD_NAME = "global_pointer_head"
 
@@ -218,6 +218,7 @@ def _head_forward(
     # Empty docs get a (0, 0, n_labels) array here; the others a view of their chunk's scores.
     Y: List[Any] = [None if n else ops.alloc3f(0, 0, n_labels) for n in lengths]
     chunk_backprops = []
+    predicted_chunks = []
     for chunk in chunk_docs(lengths, widths, n_labels, budget):
         padded = ops.pad([X[i] for i in chunk])
         width = max(widths[i] for i in chunk)
@@ -229,6 +230,7 @@ def _head_forward(
             chunk_backprops.append((chunk, Y_chunk.shape, backprop_chunk))
         else:
             Y_chunk = _predict_chunk(model, padded, width, chunk_lengths)
+            predicted_chunks.append((Y_chunk, chunk))
         for row, i in enumerate(chunk):
             Y[i] = Y_chunk[row, : lengths[i], : widths[i]]
 
@@ -243,6 +245,8 @@ def _head_forward(
                 dX[i] = dX_chunk[row, : lengths[i]]
         return dX
 
+    if not is_train:
+        return BandScores(Y, predicted_chunks), backprop
     return Y, backprop
 
 

@@ -11,10 +11,10 @@ from spacy.pipeline.spancat import DEFAULT_SPANS_KEY
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats3d
 
-from .band import boundary_tokens, valid_cells
+from .band import BandScores, boundary_tokens, valid_cells
 from .gold import (
     check_labels,
     gold_rows,
@@ -28,6 +28,7 @@ from .gold import (
 from .model import initialize_model
 from .scorer import gp_score
 from .scoring import (
+    chunk_candidates,
     count_not_finite,
     decode_spans,
     global_pointer_loss,
@@ -70,8 +71,13 @@ depth = 4
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
-# Decoding runs on numpy arrays (ops.to_numpy), whatever the model's ops.
-NUMPY_OPS = NumpyOps()
+# A doc's decoded spans when it has none: (starts, ends, labels, scores).
+NO_SPANS = (
+    numpy.zeros(0, dtype=numpy.intp),
+    numpy.zeros(0, dtype=numpy.intp),
+    numpy.zeros(0, dtype=numpy.intp),
+    numpy.zeros(0, dtype="float32"),
+)
 
 # Coverage used for the max_length suggestion made in initialize().
 SPAN_LENGTH_COVERAGE = 0.995
@@ -266,23 +272,26 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
         """
         # Label hashes: a Span built from one skips the string store lookup.
         labels = [self.vocab.strings.add(label) for label in self.labels]
-        threshold = self.logit_threshold
-        n_not_finite = 0
-        for doc, doc_scores in zip(docs, scores):
-            values = self.model.ops.to_numpy(doc_scores)
-            n_not_finite += count_not_finite(numpy, [values])
-            valid = valid_cells(NUMPY_OPS, values.shape[1], boundary_tokens(doc))
-            starts, ends, label_ids, span_scores = decode_spans(values, threshold, valid)
+        docs = list(docs)
+        found, n_not_finite = self._decode(docs, scores, self.logit_threshold)
+        # One sigmoid for the batch's spans, then each doc's share of it.
+        probabilities = logit_to_probability(
+            numpy.concatenate([NO_SPANS[3], *(span_scores for *_, span_scores in found)])
+        ).astype("float32")
+        offsets = numpy.cumsum([0] + [len(span_scores) for *_, span_scores in found]).tolist()
+        for k, (doc, (starts, ends, label_ids, span_scores)) in enumerate(zip(docs, found)):
             spans = [
                 Span(doc, s, e, label=labels[a])
                 for s, e, a in zip(starts.tolist(), ends.tolist(), label_ids.tolist())
             ]
-            probabilities = logit_to_probability(span_scores).astype("float32")
             doc.spans[self.key] = SpanGroup(
-                doc, name=self.key, spans=spans, attrs={"scores": probabilities}
+                doc,
+                name=self.key,
+                spans=spans,
+                attrs={"scores": probabilities[offsets[k] : offsets[k + 1]].copy()},
             )
             if self.cfg["annotate_ents"]:
-                keep = [spans[k] for k in select_non_overlapping(starts, ends, span_scores)]
+                keep = [spans[j] for j in select_non_overlapping(starts, ends, span_scores)]
                 doc.ents = merge_entities(doc, keep, self.cfg["overwrite_ents"])
         if n_not_finite:
             warnings.warn(
@@ -291,6 +300,47 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
                 "probably broken (check the tok2vec and its weights).",
                 stacklevel=2,
             )
+
+    def _decode(
+        self, docs: List[Doc], scores: List[Floats3d], threshold: float
+    ) -> Tuple[List[Tuple[numpy.ndarray, ...]], int]:
+        """Each doc's (starts, ends, labels, scores) above the logit threshold, and how
+        many scores are not finite.
+
+        Scores straight from predict (BandScores) are thresholded a padded chunk at a
+        time, not a doc at a time; any other list of arrays doc by doc. The same spans
+        either way."""
+        ops = self.model.ops
+        if not isinstance(scores, BandScores) or not scores.intact():
+            values = [ops.to_numpy(doc_scores) for doc_scores in scores]
+            return [
+                decode_spans(doc_values, threshold, boundary=boundary_tokens(doc))
+                for doc, doc_values in zip(docs, values)
+            ], count_not_finite(numpy, values)
+        found = [NO_SPANS] * len(docs)
+        n_not_finite = 0
+        for chunk, indices in scores.chunks:
+            chunk = ops.to_numpy(chunk)
+            with numpy.errstate(over="ignore", invalid="ignore"):  # inf sums: counted below
+                chunk_sum = float(chunk.sum())
+            if not math.isfinite(chunk_sum):
+                n_not_finite += count_not_finite(numpy, [ops.to_numpy(scores[i]) for i in indices])
+            shapes = [scores[i].shape for i in indices]
+            rows, starts, offsets, label_ids, values = chunk_candidates(
+                chunk, threshold, [shape[0] for shape in shapes], [shape[1] for shape in shapes]
+            )
+            bounds = numpy.searchsorted(rows, numpy.arange(len(indices) + 1)).tolist()
+            for row, i in enumerate(indices):
+                lo, hi = bounds[row], bounds[row + 1]
+                if lo == hi:
+                    continue
+                doc_starts, doc_lasts = starts[lo:hi], starts[lo:hi] + offsets[lo:hi]
+                boundary = boundary_tokens(docs[i])
+                keep = boundary[doc_starts] & boundary[doc_lasts]
+                found[i] = (
+                    doc_starts[keep], doc_lasts[keep] + 1, label_ids[lo:hi][keep], values[lo:hi][keep]
+                )
+        return found, n_not_finite
 
     def update(
         self,

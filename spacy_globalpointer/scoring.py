@@ -266,24 +266,50 @@ def _logsumexp_with_zero(xp: Any, logits: Any) -> Any:
 
 
 def decode_spans(
-    scores: numpy.ndarray, threshold: float, valid: Optional[numpy.ndarray] = None
+    scores: numpy.ndarray,
+    threshold: float,
+    valid: Optional[numpy.ndarray] = None,
+    *,
+    boundary: Optional[numpy.ndarray] = None,
 ) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray, numpy.ndarray]:
     """Every valid span scoring above threshold, as (starts, ends, labels, scores).
 
     valid: boolean (n, width) mask of the spans that may be predicted (default: every
-    real span, i + d < n). Ends are exclusive. Order is (start, end, label):
-    np.nonzero walks the (start, offset, label) axes in C order.
+    real span, i + d < n). boundary instead: (n,) booleans, the tokens that may start
+    or end a span (``band.boundary_tokens``); the same spans as valid_cells' mask,
+    checked at the few candidates only. Ends are exclusive. Order is (start, end,
+    label): np.nonzero walks the (start, offset, label) axes in C order.
     """
     n, width, n_labels = scores.shape
-    if valid is None:
-        valid = numpy.arange(n)[:, None] + numpy.arange(width)[None, :] < n
     # The cells above threshold are few: find them first, then keep the valid ones (one
     # pass over the scores instead of a band-sized mask and a 3-d nonzero).
     above = numpy.flatnonzero(scores > threshold)
     starts, offsets, labels = numpy.unravel_index(above, (n, width, n_labels))
-    keep = valid[starts, offsets]
+    if valid is not None:
+        keep = valid[starts, offsets]
+    else:
+        last = starts + offsets
+        keep = last < n
+        if boundary is not None:
+            keep &= boundary[starts] & boundary[numpy.minimum(last, n - 1)]
     starts, offsets, labels = starts[keep], offsets[keep], labels[keep]
     return starts, starts + offsets + 1, labels, scores[starts, offsets, labels]
+
+
+def chunk_candidates(
+    chunk: numpy.ndarray, threshold: float, lengths: Sequence[int], widths: Sequence[int]
+) -> Tuple[numpy.ndarray, ...]:
+    """The real cells of a padded chunk (B, N, W, n_labels) scoring above threshold, as
+    (rows, starts, offsets, labels, scores): row b holds a doc of lengths[b] tokens
+    scored to widths[b], so its real cells have start + offset < lengths[b] and
+    offset < widths[b]. Order is (row, start, offset, label), C order."""
+    above = numpy.flatnonzero(chunk > threshold)
+    rows, starts, offsets, labels = numpy.unravel_index(above, chunk.shape)
+    keep = (starts + offsets < numpy.asarray(lengths)[rows]) & (
+        offsets < numpy.asarray(widths)[rows]
+    )
+    rows, starts, offsets, labels = rows[keep], starts[keep], offsets[keep], labels[keep]
+    return rows, starts, offsets, labels, chunk[rows, starts, offsets, labels]
 
 
 def select_non_overlapping(

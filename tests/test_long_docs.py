@@ -87,14 +87,20 @@ def test_chunks_cover_each_nonempty_doc_once_within_budget(monkeypatch):
         longest = max(lengths[i] for i in chunk)
         padded = len(chunk) * longest * max(widths[i] for i in chunk) * 2
         assert padded <= 20_000 or len(chunk) == 1
-        # padding at most doubles the work, but for chunks too small to be worth a call
-        assert all(2 * lengths[i] >= longest for i in chunk) or padded <= SMALL_CHUNK
+        # docs at least 3/4 of the longest, but for chunks too small to be worth a call
+        assert all(4 * lengths[i] >= 3 * longest for i in chunk) or padded <= SMALL_CHUNK
     assert [sorted(c) for c in chunks] == [[2, 5], [0, 3, 4, 6]]
-    # without the small-chunk exemption: one chunk per halving of the length
+    # without the small-chunk exemption: a new chunk below 3/4 of the longest's length
     with monkeypatch.context() as patch:
         patch.setattr(band_module, "SMALL_CHUNK", 0)
         chunks = chunk_docs(lengths, widths, 2, 20_000)
-    assert [sorted(c) for c in chunks] == [[2, 5], [3, 4], [0], [6]]
+    assert [sorted(c) for c in chunks] == [[2, 5], [3], [4], [0], [6]]
+    lengths = [100, 76, 75, 74, 56, 55]
+    widths = [span_width(n, 2, 16, 20_000) for n in lengths]
+    with monkeypatch.context() as patch:
+        patch.setattr(band_module, "SMALL_CHUNK", 0)
+        chunks = chunk_docs(lengths, widths, 2, 10**6)
+    assert [sorted(c) for c in chunks] == [[0, 1, 2], [3, 4], [5]]  # 75 >= 75, 56 >= 55.5
 
 
 def test_long_doc_under_small_budget_matches_region_processed_whole(trained_nlp):

@@ -434,3 +434,27 @@ def test_profile_head_times_a_head_against_its_encoder_and_a_trivial_head():
     listings = profile_head.profiles(pipelines["global_pointer_efficient"], examples, texts, 4, 16, 8, 5, True)
     assert any("torch.profiler" in title for title in listings)
     assert all("function calls" in text for title, text in listings.items() if title.startswith("cProfile"))
+
+
+def test_time_head_parts_times_encoder_forward_and_decoding_of_a_saved_pipeline(tmp_path):
+    from bench import profile_head, time_head_parts
+
+    examples = profile_head.load_examples(None, "en", 24, 0)
+    nlp = profile_head.build_pipeline("global_pointer_efficient", "cnn", "en", examples, 2, 8, 0).nlp
+    assert nlp.pipe_names == ["tok2vec", "global_pointer"]
+    nlp.get_pipe("global_pointer").cfg["threshold"] = 0.3  # an untrained head: some spans
+    nlp.to_disk(tmp_path / "model")
+    texts = [eg.predicted.text for eg in examples]
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+    out = tmp_path / "parts.json"
+    time_head_parts.main(tmp_path / "model", data, docs=20, batch_size=8, repeats=2, output=out)
+    figures = json.loads(out.read_text())
+    reloaded = spacy.load(tmp_path / "model")
+    expected_spans = sum(len(doc.spans["sc"]) for doc in reloaded.pipe(texts[:20], batch_size=8))
+    assert figures["docs"] == 20 and figures["spans"] == expected_spans > 0
+    assert figures["words"] == sum(len(reloaded.make_doc(text)) for text in texts[:20])
+    assert all(len(figures["seconds"][part]) == 2 for part in ("encoder", "forward", "decode"))
+    medians = figures["medians"]
+    assert figures["head_share"] == pytest.approx(
+        (medians["forward"] + medians["decode"]) / sum(medians.values()))
