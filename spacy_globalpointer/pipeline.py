@@ -71,14 +71,6 @@ depth = 4
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
-# A doc's decoded spans when it has none: (starts, ends, labels, scores).
-NO_SPANS = (
-    numpy.zeros(0, dtype=numpy.intp),
-    numpy.zeros(0, dtype=numpy.intp),
-    numpy.zeros(0, dtype=numpy.intp),
-    numpy.zeros(0, dtype="float32"),
-)
-
 # Coverage used for the max_length suggestion made in initialize().
 SPAN_LENGTH_COVERAGE = 0.995
 
@@ -147,6 +139,44 @@ def make_global_pointer(
         boundary_smoothing_distance=boundary_smoothing_distance,
         head_learn_rate_scale=head_learn_rate_scale,
     )
+
+
+# (starts, ends, labels, scores) of a doc's decoded spans, ends exclusive.
+DecodedSpans = Tuple[List[int], List[int], List[int], List[float]]
+
+# Up to this many cells of a chunk above threshold are sorted out one by one in Python:
+# fewer calls than the vectorised path (a sentence at batch size 1 has a handful).
+FEW_CANDIDATES = 32
+
+
+def _add_few_candidates(
+    found: List[DecodedSpans],
+    docs: List[Doc],
+    chunk: Any,
+    above: List[int],
+    indices: List[int],
+    shapes: List[Tuple[int, ...]],
+) -> None:
+    """Append the real, whitespace-free spans among a chunk's cells above threshold
+    (flat indices into chunk, in C order) to their docs' lists in found."""
+    _, n_rows, width, n_labels = chunk.shape
+    row_size, start_size = n_rows * width * n_labels, width * n_labels
+    for cell in above:
+        row, rest = divmod(cell, row_size)
+        start, rest = divmod(rest, start_size)
+        offset, label = divmod(rest, n_labels)
+        n_tokens, doc_width = shapes[row][0], shapes[row][1]
+        last = start + offset
+        if last >= n_tokens or offset >= doc_width:
+            continue
+        doc = docs[indices[row]]
+        if doc[start].is_space or doc[last].is_space:
+            continue
+        starts, ends, label_ids, span_scores = found[indices[row]]
+        starts.append(start)
+        ends.append(last + 1)
+        label_ids.append(label)
+        span_scores.append(float(chunk.flat[cell]))
 
 
 class ScaledLearnRate:
@@ -276,23 +306,25 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
         found, n_not_finite = self._decode(docs, scores, self.logit_threshold)
         # One sigmoid for the batch's spans, then each doc's share of it.
         probabilities = logit_to_probability(
-            numpy.concatenate([NO_SPANS[3], *(span_scores for *_, span_scores in found)])
+            numpy.asarray([score for *_, doc_scores in found for score in doc_scores], dtype="float32")
         ).astype("float32")
-        offsets = numpy.cumsum([0] + [len(span_scores) for *_, span_scores in found]).tolist()
-        for k, (doc, (starts, ends, label_ids, span_scores)) in enumerate(zip(docs, found)):
-            spans = [
-                Span(doc, s, e, label=labels[a])
-                for s, e, a in zip(starts.tolist(), ends.tolist(), label_ids.tolist())
-            ]
+        offset = 0
+        for doc, (starts, ends, label_ids, span_scores) in zip(docs, found):
+            spans = [Span(doc, s, e, label=labels[a]) for s, e, a in zip(starts, ends, label_ids)]
             doc.spans[self.key] = SpanGroup(
                 doc,
                 name=self.key,
                 spans=spans,
-                attrs={"scores": probabilities[offsets[k] : offsets[k + 1]].copy()},
+                attrs={"scores": probabilities[offset : offset + len(spans)].copy()},
             )
+            offset += len(spans)
             if self.cfg["annotate_ents"]:
-                keep = [spans[j] for j in select_non_overlapping(starts, ends, span_scores)]
-                doc.ents = merge_entities(doc, keep, self.cfg["overwrite_ents"])
+                chosen = select_non_overlapping(
+                    numpy.asarray(starts, dtype=int),
+                    numpy.asarray(ends, dtype=int),
+                    numpy.asarray(span_scores, dtype="float32"),
+                )
+                doc.ents = merge_entities(doc, [spans[j] for j in chosen], self.cfg["overwrite_ents"])
         if n_not_finite:
             warnings.warn(
                 f"'{self.name}': {n_not_finite} span score(s) in this batch are not finite "
@@ -303,9 +335,9 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
 
     def _decode(
         self, docs: List[Doc], scores: List[Floats3d], threshold: float
-    ) -> Tuple[List[Tuple[numpy.ndarray, ...]], int]:
-        """Each doc's (starts, ends, labels, scores) above the logit threshold, and how
-        many scores are not finite.
+    ) -> Tuple[List[DecodedSpans], int]:
+        """Each doc's (starts, ends, labels, scores) above the logit threshold, as lists,
+        and how many scores are not finite.
 
         Scores straight from predict (BandScores) are thresholded a padded chunk at a
         time, not a doc at a time; any other list of arrays doc by doc. The same spans
@@ -313,11 +345,12 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
         ops = self.model.ops
         if not isinstance(scores, BandScores) or not scores.intact():
             values = [ops.to_numpy(doc_scores) for doc_scores in scores]
-            return [
-                decode_spans(doc_values, threshold, boundary=boundary_tokens(doc))
-                for doc, doc_values in zip(docs, values)
-            ], count_not_finite(numpy, values)
-        found = [NO_SPANS] * len(docs)
+            found = []
+            for doc, doc_values in zip(docs, values):
+                arrays = decode_spans(doc_values, threshold, boundary=boundary_tokens(doc))
+                found.append(tuple(array.tolist() for array in arrays))
+            return found, count_not_finite(numpy, values)
+        found = [([], [], [], []) for _ in docs]
         n_not_finite = 0
         for chunk, indices in scores.chunks:
             chunk = ops.to_numpy(chunk)
@@ -326,6 +359,10 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
             if not math.isfinite(chunk_sum):
                 n_not_finite += count_not_finite(numpy, [ops.to_numpy(scores[i]) for i in indices])
             shapes = [scores[i].shape for i in indices]
+            above = numpy.flatnonzero(chunk > threshold)
+            if len(above) <= FEW_CANDIDATES:
+                _add_few_candidates(found, docs, chunk, above.tolist(), indices, shapes)
+                continue
             rows, starts, offsets, label_ids, values = chunk_candidates(
                 chunk, threshold, [shape[0] for shape in shapes], [shape[1] for shape in shapes]
             )
@@ -338,7 +375,10 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
                 boundary = boundary_tokens(docs[i])
                 keep = boundary[doc_starts] & boundary[doc_lasts]
                 found[i] = (
-                    doc_starts[keep], doc_lasts[keep] + 1, label_ids[lo:hi][keep], values[lo:hi][keep]
+                    doc_starts[keep].tolist(),
+                    (doc_lasts[keep] + 1).tolist(),
+                    label_ids[lo:hi][keep].tolist(),
+                    values[lo:hi][keep].tolist(),
                 )
         return found, n_not_finite
 
