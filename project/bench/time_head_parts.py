@@ -14,12 +14,17 @@ Other span components (the CRF tagger, ner, spancat) are timed the same way (--c
 
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List
 
 import typer
 from typing_extensions import Annotated
+
+PROJECT = Path(__file__).resolve().parent.parent
+if not __package__:
+    sys.path.insert(0, str(PROJECT))  # `python bench/time_head_parts.py`: bench is a package of project/
 
 ENCODERS = ("tok2vec", "transformer")
 
