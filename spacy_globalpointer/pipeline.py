@@ -364,7 +364,7 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
                 _add_few_candidates(found, docs, chunk, above.tolist(), indices, shapes)
                 continue
             rows, starts, offsets, label_ids, values = chunk_candidates(
-                chunk, threshold, [shape[0] for shape in shapes], [shape[1] for shape in shapes]
+                chunk, above, [shape[0] for shape in shapes], [shape[1] for shape in shapes]
             )
             bounds = numpy.searchsorted(rows, numpy.arange(len(indices) + 1)).tolist()
             for row, i in enumerate(indices):

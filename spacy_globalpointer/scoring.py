@@ -297,13 +297,13 @@ def decode_spans(
 
 
 def chunk_candidates(
-    chunk: numpy.ndarray, threshold: float, lengths: Sequence[int], widths: Sequence[int]
+    chunk: numpy.ndarray, above: numpy.ndarray, lengths: Sequence[int], widths: Sequence[int]
 ) -> Tuple[numpy.ndarray, ...]:
-    """The real cells of a padded chunk (B, N, W, n_labels) scoring above threshold, as
+    """The real cells among a padded chunk's (B, N, W, n_labels) cells above threshold,
+    ``above = numpy.flatnonzero(chunk > threshold)`` (the caller has it already), as
     (rows, starts, offsets, labels, scores): row b holds a doc of lengths[b] tokens
     scored to widths[b], so its real cells have start + offset < lengths[b] and
     offset < widths[b]. Order is (row, start, offset, label), C order."""
-    above = numpy.flatnonzero(chunk > threshold)
     rows, starts, offsets, labels = numpy.unravel_index(above, chunk.shape)
     keep = (starts + offsets < numpy.asarray(lengths)[rows]) & (
         offsets < numpy.asarray(widths)[rows]

@@ -112,7 +112,8 @@ def test_chunk_candidates_are_the_real_cells_above_threshold(docs, threshold, se
     lengths = [n for n, _ in docs]
     widths = [min(n, w) for n, w in docs]
     chunk = rng.standard_normal((len(docs), max(lengths + [1]), max(widths + [1]), 3)).astype("f")
-    rows, starts, offsets, labels, values = chunk_candidates(chunk, threshold, lengths, widths)
+    above = numpy.flatnonzero(chunk > threshold)
+    rows, starts, offsets, labels, values = chunk_candidates(chunk, above, lengths, widths)
     expected = [
         (b, i, d, a)
         for b in range(len(docs))
