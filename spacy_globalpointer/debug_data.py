@@ -22,8 +22,7 @@ from spacy.training import Example
 from thinc.api import ConfigValidationError
 
 from .band import span_width
-from .gold import SKIP_REASONS, aligned_gold, length_report, new_counts
-from .pipeline import SPAN_LENGTH_COVERAGE
+from .gold import SKIP_REASONS, SPAN_LENGTH_COVERAGE, aligned_gold, length_report, new_counts
 
 FACTORY = "global_pointer"
 N_EXAMPLES = 5

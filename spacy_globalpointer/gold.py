@@ -5,13 +5,16 @@ under a reason, and the component warns with the count.
 """
 
 import warnings
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy
 from spacy.attrs import IDX, LENGTH
 from spacy.language import Language
 from spacy.tokens import Span
 from spacy.training import Example
+from thinc.api import Ops
+
+from .band import boundary_tokens, valid_cells
 
 # Why a gold span was not learned, and what the user can do about it.
 SKIP_REASONS: Dict[str, str] = {
@@ -24,6 +27,8 @@ SKIP_REASONS: Dict[str, str] = {
     "too_long": "are longer than the scored band (max_length or score_budget)",
 }
 SKIP_HINT = " Further skipped spans are counted in the component's gold_span_stats."
+# Share of the training spans the max_length suggested at initialize() covers.
+SPAN_LENGTH_COVERAGE = 0.995
 
 
 def new_counts() -> Dict[str, int]:
@@ -234,3 +239,40 @@ def smooth_boundaries(
     unique, inverse = numpy.unique(all_rows, axis=0, return_inverse=True)
     targets = numpy.minimum(numpy.bincount(inverse.reshape(-1), weights=all_targets), 1.0)
     return unique, targets.astype("float32")
+
+
+class LossTargets(NamedTuple):
+    """What the loss needs per doc: gold rows (None: unannotated), the valid cells, and
+    soft targets of the rows (None: every row is a plain positive)."""
+
+    gold: List[Optional[Any]]
+    valid: List[Any]
+    targets: Optional[List[Optional[Any]]]
+
+
+def loss_targets(
+    ops: Ops,
+    examples: Sequence[Example],
+    widths: Sequence[int],
+    key: str,
+    label_ids: Mapping[str, int],
+    counts: Dict[str, int],
+    smoothing: float = 0.0,
+    distance: int = 1,
+) -> LossTargets:
+    """Each example's gold rows for a band of widths[b], on the ops' device, with its
+    valid cells (no span starts or ends on a whitespace token) and, with smoothing > 0,
+    its boundary-smoothed soft targets. Skipped gold spans are counted into counts."""
+    gold: List[Optional[Any]] = []
+    valid, targets = [], []
+    for eg, width in zip(examples, widths):
+        rows = gold_rows(eg, key, label_ids, width, counts)
+        doc_valid = valid_cells(ops, width, boundary_tokens(eg.predicted))
+        doc_targets = None
+        if rows is not None and smoothing:
+            rows, soft = smooth_boundaries(rows, ops.to_numpy(doc_valid), smoothing, distance)
+            doc_targets = ops.asarray1f(soft)
+        gold.append(None if rows is None else ops.asarray2i(rows))
+        valid.append(doc_valid)
+        targets.append(doc_targets)
+    return LossTargets(gold, valid, targets if smoothing else None)

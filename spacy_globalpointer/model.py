@@ -1,22 +1,19 @@
-"""The registered Thinc architecture: tok2vec >> GlobalPointer scoring head.
+"""The GlobalPointer head as a Thinc layer: the torch module (torch_head.py) built lazily
+from its attrs and wrapped, banded scores a padded chunk of docs at a time, weights
+restored before a saved head is read, and the head's own learning rate.
 
-Output: one array per doc of shape (n_tokens, width, n_labels), where
-``Y[i, d, a]`` is the score that tokens i..i+d form an entity of label a. Entries
-with ``i + d >= n_tokens`` are padding (see ``band.span_mask``) and hold 0. The width is
-``min(n_tokens, max_length)``, further capped by ``score_budget`` for very long
-docs so that memory stays linear in the doc length.
+The architectures (architectures.py) chain a tok2vec to this head.
 """
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, cast
 
 from spacy.tokens import Doc
-from spacy.util import registry
 from thinc.api import (
     ArgsKwargs,
     Model,
+    Optimizer,
     PyTorchGradScaler,
     PyTorchWrapper_v2,
-    chain,
     get_torch_default_device,
     torch2xp,
     xp2torch,
@@ -28,142 +25,36 @@ from .band import BandScores, chunk_docs, span_width, warn_if_capped
 HEAD_NAME = "global_pointer_head"
 
 
-@registry.architectures("spacy-globalpointer.GlobalPointer.v1")
-def build_global_pointer(
-    tok2vec: Model[List[Doc], List[Floats2d]],
-    nO: Optional[int] = None,
-    head_width: int = 64,
-    rope: bool = True,
-    efficient: bool = False,
-    max_length: Optional[int] = None,
-    score_budget: int = 20_000_000,
-) -> Model[List[Doc], List[Floats3d]]:
-    """Build a GlobalPointer span scorer on top of any tok2vec.
-
-    tok2vec: the token encoder (Tok2Vec, Tok2VecListener, TransformerListener ...).
-    nO: number of labels; set by the component from its labels.
-    head_width: size D of each query/key vector (even, for RoPE pairs).
-    rope: apply rotary position encoding, so scores see the relative offset j - i.
-    efficient: Efficient GlobalPointer (shared q/k, per-label start/end biases).
-    max_length: longest span scored, in tokens (None: no bound). Cost is
-        O(n * max_length * labels) per doc instead of O(n^2 * labels).
-    score_budget: most scores computed for one doc (and one padded chunk of
-        docs). A doc whose n * width * labels exceeds it is scored on a narrower
-        band, so memory stays bounded; spans up to that width stay exact.
-    """
-    return _build(tok2vec, nO, head_width, rope, efficient, max_length, score_budget, False)
+def new_head(nO: Optional[int], attrs: Dict[str, Any]) -> Model[List[Floats2d], List[Floats3d]]:
+    """The head layer, without weights until its input width is known (initialize, or
+    build_head_layers before loading saved weights)."""
+    return Model(HEAD_NAME, _head_forward, init=_head_init, dims={"nI": None, "nO": nO}, attrs=attrs)
 
 
-@registry.architectures("spacy-globalpointer.GlobalPointer.v2")
-def build_global_pointer_v2(
-    tok2vec: Model[List[Doc], List[Floats2d]],
-    nO: Optional[int] = None,
-    head_width: int = 64,
-    rope: bool = True,
-    efficient: bool = True,
-    max_length: Optional[int] = None,
-    score_budget: int = 20_000_000,
-    mixed_precision: bool = False,
-) -> Model[List[Doc], List[Floats3d]]:
-    """GlobalPointer.v1's scorer, efficient by default, with optional mixed precision.
+def _torch_module(head: Model) -> Any:
+    """The torch module for the head's dims and attrs: the one place that reads them."""
+    from .torch_head import GlobalPointerHead  # torch is only needed once a model is built
 
-    The arguments of v1 (see ``build_global_pointer``), with efficient = True by
-    default: the efficient head is as accurate in the benchmark and costs a fraction
-    of the plain one. mixed_precision: run the torch head under autocast (float16 on a
-    CUDA device) with a gradient scaler for its backward pass; on CPU it does nothing.
-    """
-    return _build(
-        tok2vec, nO, head_width, rope, efficient, max_length, score_budget, mixed_precision
+    attrs = head.attrs
+    return GlobalPointerHead(
+        head.get_dim("nI"),
+        head.get_dim("nO"),
+        attrs["head_width"],
+        rope=attrs["rope"],
+        efficient=attrs["efficient"],
+        width_bias=attrs.get("width_bias", False),
     )
-
-
-@registry.architectures("spacy-globalpointer.GlobalPointer.v3")
-def build_global_pointer_v3(
-    tok2vec: Model[List[Doc], List[Floats2d]],
-    nO: Optional[int] = None,
-    head_width: int = 64,
-    rope: bool = True,
-    efficient: bool = True,
-    max_length: Optional[int] = None,
-    score_budget: int = 20_000_000,
-    mixed_precision: bool = False,
-    width_bias: bool = False,
-) -> Model[List[Doc], List[Floats3d]]:
-    """GlobalPointer.v2 with an optional learned bias per label and span width.
-
-    The arguments of v2 (see ``build_global_pointer_v2``). width_bias: add a learned
-    score per label and span width (1..16 tokens one each, longer widths in shared
-    buckets up to 128+) to every span's score.
-    """
-    return _build(
-        tok2vec,
-        nO,
-        head_width,
-        rope,
-        efficient,
-        max_length,
-        score_budget,
-        mixed_precision,
-        width_bias=width_bias,
-    )
-
-
-def _build(
-    tok2vec: Model[List[Doc], List[Floats2d]],
-    nO: Optional[int],
-    head_width: int,
-    rope: bool,
-    efficient: bool,
-    max_length: Optional[int],
-    score_budget: int,
-    mixed_precision: bool,
-    width_bias: Optional[bool] = None,
-) -> Model[List[Doc], List[Floats3d]]:
-    """width_bias None: an architecture without the option (v1, v2); the attr is left out,
-    so that their saved weights and configs stay as they were."""
-    if not isinstance(head_width, int) or head_width < 2 or head_width % 2:
-        raise ValueError(f"head_width must be an even integer >= 2, got {head_width!r}")
-    if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
-        raise ValueError(f"max_length must be a positive integer or null, got {max_length!r}")
-    if not isinstance(score_budget, int) or score_budget < 1:
-        raise ValueError(f"score_budget must be a positive integer, got {score_budget!r}")
-    attrs = {
-        "head_width": head_width,
-        "rope": rope,
-        "efficient": efficient,
-        "max_length": max_length,
-        "score_budget": score_budget,
-        "mixed_precision": bool(mixed_precision),
-    }
-    if width_bias is not None:
-        attrs["width_bias"] = bool(width_bias)
-    head = Model(
-        HEAD_NAME, _head_forward, init=_head_init, dims={"nI": None, "nO": nO}, attrs=attrs
-    )
-    model: Model[List[Doc], List[Floats3d]] = chain(tok2vec, head)
-    model.set_ref("tok2vec", tok2vec)
-    model.set_ref("head", head)
-    return model
 
 
 def build_head_layers(head: Model) -> None:
     """Create the torch module once nI and nO are known (also before deserialising)."""
-    from .torch_head import GlobalPointerHead  # torch is only needed once a model is built
-
     for dim in ("nI", "nO"):
         if not head.has_dim(dim):
             raise ValueError(
                 f"Cannot build the GlobalPointer head: dimension {dim} is unset. "
                 "Initialize the component with labels (nO) and sample docs (nI)."
             )
-    module = GlobalPointerHead(
-        head.get_dim("nI"),
-        head.get_dim("nO"),
-        head.attrs["head_width"],
-        rope=head.attrs["rope"],
-        efficient=head.attrs["efficient"],
-        width_bias=head.attrs.get("width_bias", False),
-    )
+    module = _torch_module(head)
     # thinc autocasts to CUDA only, and its gradient scaler refuses CPU tensors: mixed
     # precision is switched on where the head runs on a CUDA device, and is a no-op elsewhere.
     device = get_torch_default_device()
@@ -176,7 +67,8 @@ def build_head_layers(head: Model) -> None:
         grad_scaler=PyTorchGradScaler(enabled=mixed),
         device=device,
     )
-    head._layers[:] = [wrapper]
+    # Thinc's documented way to give a layer its children: edit the layers list in place.
+    head.layers[:] = [wrapper]
 
 
 def initialize_model(model: Model, n_labels: int, sample_docs: List[Doc]) -> None:
@@ -250,13 +142,20 @@ def _head_forward(
     return Y, backprop
 
 
+def wrapped_module(wrapper: Model) -> Any:
+    """The torch module inside thinc's PyTorchWrapper: thinc's shim keeps it in a private
+    attribute (``_model``); this is the one place that reads it (tests/test_model.py checks
+    it is the module that the shim trains and saves)."""
+    return wrapper.shims[0]._model
+
+
 def _predict_chunk(model: Model, padded: Floats3d, width: int, lengths: List[int]) -> Floats3d:
     """The wrapper's prediction, calling the torch module itself: thinc's shim switches the
     module to eval mode and back on every call, which the head (no dropout, no batch
     norm) does not need, and which costs as much as a sentence's scores at batch size 1."""
     import torch
 
-    module = model.layers[0].shims[0]._model
+    module = wrapped_module(model.layers[0])
     device = module.qk.weight.device
     Xt = xp2torch(padded, device=device)
     lengths_t = torch.tensor(lengths, device=device)
@@ -362,3 +261,37 @@ def load_weights(
             "and model files do not belong together."
         )
     head.attrs["labels"] = list(labels)
+
+
+class _HeadLearnRate:
+    """An optimizer whose steps for the head's parameters take the learning rate times
+    scale (thinc's own lr_scale argument); keys are (node or shim id, parameter name), as
+    thinc's Model.finish_update and PyTorchShim.finish_update give them."""
+
+    def __init__(self, optimizer: Optimizer, head_keys: Set[Tuple[int, str]], scale: float) -> None:
+        self.optimizer, self.head_keys, self.scale = optimizer, head_keys, scale
+
+    def __call__(
+        self, key: Tuple[int, str], weights: Any, gradient: Any, *, lr_scale: float = 1.0
+    ) -> Tuple[Any, Any]:
+        if key in self.head_keys:
+            lr_scale *= self.scale
+        return self.optimizer(key, weights, gradient, lr_scale=lr_scale)
+
+
+def finish_update(model: Model, optimizer: Optimizer, head_learn_rate_scale: float) -> None:
+    """model.finish_update(optimizer), with the head's weights stepped at the learning
+    rate times head_learn_rate_scale (a fresh head on a pretrained transformer may need a
+    larger rate than its fine-tuning one; one optimizer has one rate for both). A
+    tok2vec shared through a listener steps in its own component, at the optimizer's rate.
+    tests/test_training.py checks the steps against plain SGD's."""
+    if head_learn_rate_scale == 1:
+        model.finish_update(optimizer)
+        return
+    head = model.get_ref("head")
+    # Exact keys: node and shim ids come from separate counters, so an id alone is ambiguous.
+    keys = {(node.id, name) for node in head.walk() for name in node.param_names}
+    for node in head.walk():
+        for shim in node.shims:
+            keys.update((shim.id, name) for name, _ in wrapped_module(node).named_parameters())
+    model.finish_update(cast(Optimizer, _HeadLearnRate(optimizer, keys, float(head_learn_rate_scale))))

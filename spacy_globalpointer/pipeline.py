@@ -2,77 +2,40 @@
 
 import math
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, cast
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-import numpy
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.pipeline.spancat import DEFAULT_SPANS_KEY
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Model, Optimizer, set_dropout_rate
 from thinc.types import Floats3d
 
-from .band import BandScores, boundary_tokens, valid_cells
+from .architectures import DEFAULT_MODEL
+from .decode import (
+    decode_batch,
+    merge_entities,
+    probability_to_logit,
+    select_non_overlapping,
+    span_probabilities,
+)
 from .gold import (
+    SPAN_LENGTH_COVERAGE,
     check_labels,
-    gold_rows,
     length_report,
+    loss_targets,
     new_counts,
-    smooth_boundaries,
     survey_examples,
     warn_if_mostly_misaligned,
     warn_skipped,
 )
-from .model import initialize_model
+from .loss import count_not_finite, global_pointer_loss
+from .model import finish_update, initialize_model
 from .scorer import gp_score
-from .scoring import (
-    chunk_candidates,
-    count_not_finite,
-    decode_spans,
-    global_pointer_loss,
-    merge_entities,
-    select_non_overlapping,
-)
 from .serialize import SavedCfgSerialization
-from .settings import (
-    check_settings,
-    logit_to_probability,
-    probability_to_logit,
-)
-
-DEFAULT_MODEL_CONFIG = """
-[model]
-@architectures = "spacy-globalpointer.GlobalPointer.v2"
-head_width = 64
-rope = true
-efficient = true
-max_length = 32
-score_budget = 20000000
-mixed_precision = false
-
-[model.tok2vec]
-@architectures = "spacy.Tok2Vec.v2"
-
-[model.tok2vec.embed]
-@architectures = "spacy.MultiHashEmbed.v2"
-width = 96
-rows = [5000, 1000, 2500, 1000]
-attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
-include_static_vectors = false
-
-[model.tok2vec.encode]
-@architectures = "spacy.MaxoutWindowEncoder.v2"
-width = ${model.tok2vec.embed.width}
-window_size = 1
-maxout_pieces = 3
-depth = 4
-"""
-DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
-
-# Coverage used for the max_length suggestion made in initialize().
-SPAN_LENGTH_COVERAGE = 0.995
+from .settings import DEFAULTS, check_settings, setting
 
 
 @Language.factory(
@@ -80,13 +43,7 @@ SPAN_LENGTH_COVERAGE = 0.995
     assigns=["doc.spans", "doc.ents"],
     default_config={
         "model": DEFAULT_MODEL,
-        "spans_key": DEFAULT_SPANS_KEY,
-        "threshold": 0.5,
-        "annotate_ents": False,
-        "overwrite_ents": False,
-        "boundary_smoothing": 0.0,
-        "boundary_smoothing_distance": 1,
-        "head_learn_rate_scale": 1.0,
+        **DEFAULTS,  # settings.SETTINGS declares each setting once
         "scorer": {"@scorers": "spacy-globalpointer.spans_scorer.v1"},
     },
     default_score_weights={
@@ -104,92 +61,24 @@ def make_global_pointer(
     annotate_ents: bool,
     overwrite_ents: bool,
     scorer: Optional[Callable],
-    boundary_smoothing: float = 0.0,
-    boundary_smoothing_distance: int = 1,
-    head_learn_rate_scale: float = 1.0,
+    boundary_smoothing: float,
+    boundary_smoothing_distance: int,
+    head_learn_rate_scale: float,
 ) -> "GlobalPointer":
     """Create a GlobalPointer span recogniser (nested and flat NER).
 
-    model: scores every span up to max_length per label (GlobalPointer.v2, or v1).
-    spans_key: key of doc.spans to read gold spans from and write predictions to.
-    threshold: spans whose probability is above it are predicted; 0.5 is the loss's
-        own boundary (logit 0).
-    annotate_ents: also write the best-scoring non-overlapping spans to doc.ents.
-    overwrite_ents: with annotate_ents, replace the entities an earlier component set;
-        by default they are kept, and only spans that overlap none of them are added.
+    model: scores every span up to max_length per label (architectures.py).
     scorer: the scoring function (default: spans P/R/F with overlaps allowed).
-    boundary_smoothing: training only; the share of each gold span's target given to
-        the spans around it (Zhu & Li, 2022), 0 (off, the default) to below 1.
-    boundary_smoothing_distance: how far around: start and end moved by at most this
-        many tokens in all.
-    head_learn_rate_scale: training only; the head's weights are updated at the
-        optimizer's learning rate times this (an embedded tok2vec, and a shared one
-        through its listener, at the optimizer's own rate).
+    The other arguments are the component's settings, each described with its type,
+    range and default in settings.SETTINGS.
     """
     return GlobalPointer(
-        nlp.vocab,
-        model,
-        name,
-        spans_key=spans_key,
-        threshold=threshold,
-        annotate_ents=annotate_ents,
-        overwrite_ents=overwrite_ents,
-        scorer=scorer,
+        nlp.vocab, model, name, scorer=scorer, spans_key=spans_key, threshold=threshold,
+        annotate_ents=annotate_ents, overwrite_ents=overwrite_ents,
         boundary_smoothing=boundary_smoothing,
         boundary_smoothing_distance=boundary_smoothing_distance,
         head_learn_rate_scale=head_learn_rate_scale,
     )
-
-
-# (starts, ends, labels, scores) of a doc's decoded spans, ends exclusive.
-DecodedSpans = Tuple[List[int], List[int], List[int], List[float]]
-
-# Up to this many cells of a chunk above threshold are sorted out one by one in Python:
-# fewer calls than the vectorised path (a sentence at batch size 1 has a handful).
-FEW_CANDIDATES = 32
-
-
-def _add_few_candidates(
-    found: List[DecodedSpans],
-    docs: List[Doc],
-    chunk: Any,
-    above: List[int],
-    indices: List[int],
-    shapes: List[Tuple[int, ...]],
-) -> None:
-    """Append the real, whitespace-free spans among a chunk's cells above threshold
-    (flat indices into chunk, in C order) to their docs' lists in found."""
-    _, n_rows, width, n_labels = chunk.shape
-    row_size, start_size = n_rows * width * n_labels, width * n_labels
-    for cell in above:
-        row, rest = divmod(cell, row_size)
-        start, rest = divmod(rest, start_size)
-        offset, label = divmod(rest, n_labels)
-        n_tokens, doc_width = shapes[row][0], shapes[row][1]
-        last = start + offset
-        if last >= n_tokens or offset >= doc_width:
-            continue
-        doc = docs[indices[row]]
-        if doc[start].is_space or doc[last].is_space:
-            continue
-        starts, ends, label_ids, span_scores = found[indices[row]]
-        starts.append(start)
-        ends.append(last + 1)
-        label_ids.append(label)
-        span_scores.append(float(chunk.flat[cell]))
-
-
-class ScaledLearnRate:
-    """An optimizer's step with its learning rate multiplied by scale (thinc's lr_scale)."""
-
-    def __init__(self, optimizer: Optimizer, scale: float) -> None:
-        self.optimizer = optimizer
-        self.scale = scale
-
-    def __call__(
-        self, key: Tuple[int, str], weights: Any, gradient: Any, *, lr_scale: float = 1.0
-    ) -> Tuple[Any, Any]:
-        return self.optimizer(key, weights, gradient, lr_scale=lr_scale * self.scale)
 
 
 class GlobalPointer(SavedCfgSerialization, TrainablePipe):
@@ -207,31 +96,17 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
         model: Model[List[Doc], List[Floats3d]],
         name: str = "global_pointer",
         *,
-        spans_key: str = DEFAULT_SPANS_KEY,
-        threshold: float = 0.5,
-        annotate_ents: bool = False,
-        overwrite_ents: bool = False,
         scorer: Optional[Callable] = gp_score,
-        boundary_smoothing: float = 0.0,
-        boundary_smoothing_distance: int = 1,
-        head_learn_rate_scale: float = 1.0,
+        **settings: Any,
     ) -> None:
+        """settings: those of settings.SETTINGS (spans_key, threshold ...), each at its
+        default where not given."""
         self.vocab = vocab
         self.model = model
         self.name = name
         self.scorer = scorer
-        settings = {
-            "spans_key": spans_key,
-            "threshold": threshold,
-            "annotate_ents": annotate_ents,
-            "overwrite_ents": overwrite_ents,
-            "boundary_smoothing": boundary_smoothing,
-            "boundary_smoothing_distance": boundary_smoothing_distance,
-            "head_learn_rate_scale": head_learn_rate_scale,
-        }
-        check_settings(name, settings, "the component's config")
         # What the config says, to tell at save time whether cfg was changed since.
-        self._configured = dict(settings, threshold=float(threshold))
+        self._configured = check_settings(name, settings, "the component's config")
         self.cfg: Dict[str, Any] = {"labels": [], **self._configured, "input_width": None}
         # Gold spans the loss could not use, over the life of this object.
         self.gold_span_stats = new_counts()
@@ -241,7 +116,7 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
 
     @property
     def key(self) -> str:
-        return str(self.cfg["spans_key"])
+        return str(self.setting("spans_key"))
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -251,13 +126,15 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
     def label_data(self) -> List[str]:
         return list(self.labels)
 
+    def setting(self, key: str) -> Any:
+        """A setting's value in cfg, checked (cfg can be edited on a live component)."""
+        return setting(self.name, self.cfg, key)
+
     @property
     def threshold(self) -> float:
         """The probability a span needs to be predicted."""
-        # cfg can be edited after construction (spacy find-threshold does), so check here;
-        # the warning about 0.0 waits until loading has migrated a 0.1.0 logit threshold.
-        check_settings(self.name, {"threshold": self.cfg["threshold"]}, "cfg", warn_zero=True)
-        return float(self.cfg["threshold"])
+        # Read when used, not at construction: loading may migrate a 0.1.0 threshold.
+        return float(self.setting("threshold"))
 
     @property
     def logit_threshold(self) -> float:
@@ -303,28 +180,16 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
         # Label hashes: a Span built from one skips the string store lookup.
         labels = [self.vocab.strings.add(label) for label in self.labels]
         docs = list(docs)
-        found, n_not_finite = self._decode(docs, scores, self.logit_threshold)
-        # One sigmoid for the batch's spans, then each doc's share of it.
-        probabilities = logit_to_probability(
-            numpy.asarray([score for *_, doc_scores in found for score in doc_scores], dtype="float32")
-        ).astype("float32")
-        offset = 0
-        for doc, (starts, ends, label_ids, span_scores) in zip(docs, found):
+        found, n_not_finite = decode_batch(self.model.ops.to_numpy, docs, scores, self.logit_threshold)
+        probabilities = span_probabilities(found)
+        for doc, (starts, ends, label_ids, span_scores), doc_probabilities in zip(docs, found, probabilities):
             spans = [Span(doc, s, e, label=labels[a]) for s, e, a in zip(starts, ends, label_ids)]
             doc.spans[self.key] = SpanGroup(
-                doc,
-                name=self.key,
-                spans=spans,
-                attrs={"scores": probabilities[offset : offset + len(spans)].copy()},
+                doc, name=self.key, spans=spans, attrs={"scores": doc_probabilities}
             )
-            offset += len(spans)
-            if self.cfg["annotate_ents"]:
-                chosen = select_non_overlapping(
-                    numpy.asarray(starts, dtype=int),
-                    numpy.asarray(ends, dtype=int),
-                    numpy.asarray(span_scores, dtype="float32"),
-                )
-                doc.ents = merge_entities(doc, [spans[j] for j in chosen], self.cfg["overwrite_ents"])
+            if self.setting("annotate_ents"):
+                chosen = select_non_overlapping(starts, ends, span_scores)
+                doc.ents = merge_entities(doc, [spans[j] for j in chosen], self.setting("overwrite_ents"))
         if n_not_finite:
             warnings.warn(
                 f"'{self.name}': {n_not_finite} span score(s) in this batch are not finite "
@@ -332,55 +197,6 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
                 "probably broken (check the tok2vec and its weights).",
                 stacklevel=2,
             )
-
-    def _decode(
-        self, docs: List[Doc], scores: List[Floats3d], threshold: float
-    ) -> Tuple[List[DecodedSpans], int]:
-        """Each doc's (starts, ends, labels, scores) above the logit threshold, as lists,
-        and how many scores are not finite.
-
-        Scores straight from predict (BandScores) are thresholded a padded chunk at a
-        time, not a doc at a time; any other list of arrays doc by doc. The same spans
-        either way."""
-        ops = self.model.ops
-        if not isinstance(scores, BandScores) or not scores.intact():
-            values = [ops.to_numpy(doc_scores) for doc_scores in scores]
-            found = []
-            for doc, doc_values in zip(docs, values):
-                arrays = decode_spans(doc_values, threshold, boundary=boundary_tokens(doc))
-                found.append(tuple(array.tolist() for array in arrays))
-            return found, count_not_finite(numpy, values)
-        found = [([], [], [], []) for _ in docs]
-        n_not_finite = 0
-        for chunk, indices in scores.chunks:
-            chunk = ops.to_numpy(chunk)
-            with numpy.errstate(over="ignore", invalid="ignore"):  # inf sums: counted below
-                chunk_sum = float(chunk.sum())
-            if not math.isfinite(chunk_sum):
-                n_not_finite += count_not_finite(numpy, [ops.to_numpy(scores[i]) for i in indices])
-            shapes = [scores[i].shape for i in indices]
-            above = numpy.flatnonzero(chunk > threshold)
-            if len(above) <= FEW_CANDIDATES:
-                _add_few_candidates(found, docs, chunk, above.tolist(), indices, shapes)
-                continue
-            rows, starts, offsets, label_ids, values = chunk_candidates(
-                chunk, above, [shape[0] for shape in shapes], [shape[1] for shape in shapes]
-            )
-            bounds = numpy.searchsorted(rows, numpy.arange(len(indices) + 1)).tolist()
-            for row, i in enumerate(indices):
-                lo, hi = bounds[row], bounds[row + 1]
-                if lo == hi:
-                    continue
-                doc_starts, doc_lasts = starts[lo:hi], starts[lo:hi] + offsets[lo:hi]
-                boundary = boundary_tokens(docs[i])
-                keep = boundary[doc_starts] & boundary[doc_lasts]
-                found[i] = (
-                    doc_starts[keep].tolist(),
-                    (doc_lasts[keep] + 1).tolist(),
-                    label_ids[lo:hi][keep].tolist(),
-                    values[lo:hi][keep].tolist(),
-                )
-        return found, n_not_finite
 
     def update(
         self,
@@ -408,38 +224,14 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
         return losses
 
     def finish_update(self, sgd: Optimizer) -> None:
-        """Update the weights from their gradients: the head's at the optimizer's learning
-        rate times head_learn_rate_scale, the rest of the model (an embedded tok2vec) at
-        the optimizer's own rate.
-
-        A fresh head on a pretrained transformer may need a larger rate than the
-        transformer's fine-tuning one; a single optimizer has one rate for both.
-        """
-        scale = self.cfg["head_learn_rate_scale"]
-        check_settings(self.name, {"head_learn_rate_scale": scale}, "cfg")  # editable live
-        if scale == 1:
-            self.model.finish_update(sgd)
-            return
-        head = self._head
-        head.finish_update(cast(Optimizer, ScaledLearnRate(sgd, float(scale))))
-        # The rest as Model.finish_update does it, skipping the head's nodes.
-        head_nodes = {id(node) for node in head.walk()}
-        rest = [node for node in self.model.walk() if id(node) not in head_nodes]
-        for node in rest:
-            for shim in node.shims:
-                shim.finish_update(sgd)
-        for node in rest:
-            for param_name in node.param_names:
-                if node.has_grad(param_name):
-                    param, _ = sgd(
-                        (node.id, param_name), node.get_param(param_name), node.get_grad(param_name)
-                    )
-                    node.set_param(param_name, param)
+        """Update the weights: the head's at the optimizer's learning rate times
+        head_learn_rate_scale (model.finish_update), the rest at the optimizer's own."""
+        finish_update(self.model, sgd, self.setting("head_learn_rate_scale"))
 
     def get_loss(
         self, examples: Iterable[Example], scores: List[Floats3d]
     ) -> Tuple[float, List[Floats3d]]:
-        """Loss and gradient for a batch (see scoring.global_pointer_loss).
+        """Loss and gradient for a batch (see loss.global_pointer_loss).
 
         Spans that start or end on a whitespace token are neither positives nor
         negatives. Raises before any gradient exists if a score or the loss is not
@@ -454,32 +246,21 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
                 "before any weight changed. The encoder's output or the learning rate is "
                 "probably at fault."
             )
-        label_ids = {label: i for i, label in enumerate(self.labels)}
         counts = new_counts()
-        smoothing = {key: self.cfg[key] for key in ("boundary_smoothing", "boundary_smoothing_distance")}
-        check_settings(self.name, smoothing, "cfg")  # cfg can be edited on a live component
-        epsilon = float(smoothing["boundary_smoothing"])
-        gold, valid, targets = [], [], []
-        for eg, doc_scores in zip(examples, scores):
-            width = int(doc_scores.shape[1])
-            rows = gold_rows(eg, self.key, label_ids, width, counts)
-            doc_valid = valid_cells(self.model.ops, width, boundary_tokens(eg.predicted))
-            doc_targets = None
-            if rows is not None and epsilon:
-                rows, doc_targets = smooth_boundaries(
-                    rows, self.model.ops.to_numpy(doc_valid), epsilon,
-                    smoothing["boundary_smoothing_distance"],
-                )
-                doc_targets = self.model.ops.asarray1f(doc_targets)
-            gold.append(None if rows is None else self.model.ops.asarray2i(rows))
-            valid.append(doc_valid)
-            targets.append(doc_targets)
+        targets = loss_targets(
+            self.model.ops,
+            examples,
+            [int(doc_scores.shape[1]) for doc_scores in scores],
+            self.key,
+            {label: i for i, label in enumerate(self.labels)},
+            counts,
+            self.setting("boundary_smoothing"),
+            self.setting("boundary_smoothing_distance"),
+        )
         for reason, count in counts.items():
             self.gold_span_stats[reason] += count
         warn_skipped(self.name, counts, self._warned, hint=True)
-        loss, d_scores = global_pointer_loss(
-            self.model.ops, scores, gold, valid, targets if epsilon else None
-        )
+        loss, d_scores = global_pointer_loss(self.model.ops, scores, *targets)
         if not math.isfinite(loss):
             raise ValueError(
                 f"'{self.name}': the loss is not finite ({loss}); the update was stopped "

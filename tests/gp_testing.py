@@ -6,7 +6,9 @@ from typing import Dict, List, Tuple
 
 import numpy
 import spacy
+from hypothesis import strategies as st
 from spacy.language import Language
+from spacy.tokens import Doc
 from spacy.training import Example
 
 # (text, [(start_char, end_char, label)]): nested ORG/GPE, a doc with no entity, an empty text.
@@ -65,3 +67,28 @@ def naive_soft_loss(scores: numpy.ndarray, valid: numpy.ndarray, targets: Dict[T
                 neg += (1 - t) * math.exp(s)
         total += math.log1p(pos) + math.log1p(neg)
     return total
+
+
+def spans_and_scores(doc: Doc, key: str = "sc") -> Tuple[List[Tuple[int, int, str]], numpy.ndarray]:
+    """A doc's predicted spans as (start, end, label) and their probabilities."""
+    group = doc.spans[key]
+    return [(s.start, s.end, s.label_) for s in group], numpy.asarray(group.attrs["scores"])
+
+
+@st.composite
+def scores_and_gold(draw: st.DrawFn) -> Tuple[numpy.ndarray, set]:
+    """Random banded scores (n, width, labels) and a set of gold (start, end_inclusive, label)."""
+    n = draw(st.integers(0, 8))
+    width = draw(st.integers(1, max(n, 1))) if n else 0
+    n_labels = draw(st.integers(1, 3))
+    values = draw(
+        st.lists(st.floats(-50, 50, allow_nan=False, width=32), min_size=n * width * n_labels, max_size=n * width * n_labels)
+    )
+    scores = numpy.asarray(values, dtype="f").reshape(n, width, n_labels)
+    spans = set()
+    if n:
+        for _ in range(draw(st.integers(0, 4))):
+            i = draw(st.integers(0, n - 1))
+            j = draw(st.integers(i, min(n - 1, i + width - 1)))
+            spans.add((i, j, draw(st.integers(0, n_labels - 1))))
+    return scores, spans

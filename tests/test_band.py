@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from thinc.api import NumpyOps
 
 from spacy_globalpointer.band import boundary_tokens, span_mask, valid_cells
-from spacy_globalpointer.scoring import decode_spans, global_pointer_loss
+from spacy_globalpointer.decode import decode_spans
+from spacy_globalpointer.loss import global_pointer_loss
 
 OPS = NumpyOps()
 

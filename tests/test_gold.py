@@ -1,11 +1,19 @@
 """Gold spans: alignment to the predicted tokens, skip reasons and their counts."""
 
+import numpy
+import pytest
 import spacy
 from gp_testing import make_examples
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from spacy_globalpointer.gold import aligned_gold, gold_rows, new_counts, same_tokens
+from spacy_globalpointer.gold import (
+    aligned_gold,
+    gold_rows,
+    new_counts,
+    same_tokens,
+    smooth_boundaries,
+)
 
 
 def test_gold_fast_path_for_identical_tokens_equals_spacy_alignment():
@@ -76,3 +84,41 @@ def test_initialize_warns_when_most_gold_spans_do_not_align_with_the_tokenizer()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         zh.initialize(lambda: [Example(zh.make_doc(text), reference)])
+
+
+def test_smoothing_spreads_epsilon_over_the_valid_neighbours():
+    n, width = 5, 3
+    real = numpy.arange(n)[:, None] + numpy.arange(width)[None, :] < n
+    # Tokens 1..2 (start 1, offset 1), label 0: its distance-1 neighbours are tokens 0..2,
+    # 2..2, 1..1 and 1..3, a quarter of 0.2 each.
+    rows, targets = smooth_boundaries(numpy.array([[1, 1, 0]]), real, 0.2, 1)
+    got = {tuple(r): round(float(t), 6) for r, t in zip(rows.tolist(), targets)}
+    assert got == {(1, 1, 0): 0.8, (0, 2, 0): 0.05, (2, 0, 0): 0.05, (1, 0, 0): 0.05, (1, 2, 0): 0.05}
+    # Token 1 a whitespace token (no span starts or ends there): 0..2 and 2..2 remain.
+    valid = real.copy()
+    valid[1, :] = False
+    valid[0, 1] = False
+    rows, targets = smooth_boundaries(numpy.array([[2, 0, 1]]), valid, 0.2, 1)
+    # Token 2 alone (start 2, offset 0), label 1: 1..2 (starts on 1), 2..1 (empty) and
+    # 3..2 (empty) are out; 2..3 stays. All of 0.2 goes there.
+    assert {tuple(r): round(float(t), 6) for r, t in zip(rows.tolist(), targets)} == {
+        (2, 0, 1): 0.8, (2, 1, 1): 0.2}
+    # A one-token doc has no neighbour: the gold span keeps 1.
+    rows, targets = smooth_boundaries(numpy.array([[0, 0, 0]]), numpy.ones((1, 1), dtype=bool), 0.3, 2)
+    assert rows.tolist() == [[0, 0, 0]] and targets.tolist() == [1.0]
+    # Two nested gold spans of one label, each the other's neighbour: targets add up.
+    # Token 1 alone has two neighbours (0..1, 1..2), tokens 1..2 four (above).
+    rows, targets = smooth_boundaries(numpy.array([[1, 0, 0], [1, 1, 0], [1, 1, 0]]), real, 0.2, 1)
+    got = {tuple(r): round(float(t), 6) for r, t in zip(rows.tolist(), targets)}
+    assert got[(1, 0, 0)] == 0.85 and got[(1, 1, 0)] == 0.9  # 0.8 + 0.2/4, 0.8 + 0.2/2
+    assert got[(0, 1, 0)] == 0.1 and got[(1, 2, 0)] == 0.05  # the duplicate row counted once
+    # Capped at 1: in a two-token doc with all three spans gold, each one-token span gives
+    # all of its 0.9 to the whole (its one neighbour), which gives half of its 0.9 to each:
+    # 0.1 + 0.45 = 0.55 for the halves, 0.1 + 0.9 + 0.9 -> 1 for the whole.
+    rows, targets = smooth_boundaries(numpy.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]]),
+                                      numpy.array([[True, True], [True, False]]), 0.9, 1)
+    assert rows.tolist() == [[0, 0, 0], [0, 1, 0], [1, 0, 0]]
+    assert targets.tolist() == pytest.approx([0.55, 1.0, 0.55])
+    rows, targets = smooth_boundaries(numpy.array([[5, 2, 0]]), numpy.ones((12, 6), dtype=bool), 0.24, 2)
+    assert len(rows) == 13 and sorted(targets.tolist())[-1] == pytest.approx(0.76)
+    assert targets.sum() == pytest.approx(1.0)

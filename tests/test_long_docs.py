@@ -9,9 +9,10 @@ from gp_testing import NESTED_TRAIN, make_examples, train_pipeline
 from thinc.api import NumpyOps, noop
 
 from spacy_globalpointer import band as band_module
+from spacy_globalpointer.architectures import build_global_pointer
 from spacy_globalpointer.band import SMALL_CHUNK, chunk_docs, span_width
-from spacy_globalpointer.model import build_global_pointer, build_head_layers
-from spacy_globalpointer.scoring import global_pointer_loss
+from spacy_globalpointer.loss import global_pointer_loss
+from spacy_globalpointer.model import build_head_layers
 
 OPS = NumpyOps()
 

@@ -1,20 +1,13 @@
 """The global_pointer component inside spaCy pipelines."""
 
-import copy
-import importlib
-import re
 import warnings
 
 import numpy
 import pytest
 import spacy
-import srsly
-from gp_testing import NESTED_TRAIN, make_examples, train_pipeline
+from gp_testing import NESTED_TRAIN, make_examples, spans_and_scores, train_pipeline
 from spacy.training import Example
 from spacy.util import registry
-from thinc.api import Config
-
-from spacy_globalpointer.pipeline import DEFAULT_MODEL_CONFIG
 
 NESTED_EXPECTED = [
     ("University of Cambridge", "ORG"),
@@ -23,9 +16,6 @@ NESTED_EXPECTED = [
 ]
 
 
-def spans_and_scores(doc, key="sc"):
-    group = doc.spans[key]
-    return [(s.start, s.end, s.label_) for s in group], numpy.asarray(group.attrs["scores"])
 
 
 @pytest.mark.parametrize("efficient", [False, True])
@@ -166,62 +156,12 @@ def test_custom_spans_key_and_threshold():
     assert len(nlp(NESTED_TRAIN[0][0]).spans["entities"]) == 0
 
 
-def test_default_config_architecture_output_shapes():
-    model = registry.resolve(Config().from_str(DEFAULT_MODEL_CONFIG))["model"]
-    head = model.get_ref("head")
-    head.set_dim("nO", 4)
-    nlp = spacy.blank("en")
-    docs = [nlp.make_doc("a b c d e"), nlp.make_doc(""), nlp.make_doc("word " * 40)]
-    model.initialize(X=docs)
-    Y = model.predict(docs)
-    assert [y.shape for y in Y] == [(5, 5, 4), (0, 0, 4), (40, 32, 4)]  # max_length = 32
 
 
-REGISTERED = {
-    "spacy_factories": {"global_pointer"},
-    "spacy_architectures": {
-        "spacy-globalpointer.GlobalPointer.v1",
-        "spacy-globalpointer.GlobalPointer.v2",
-        "spacy-globalpointer.GlobalPointer.v3",
-    },
-    "spacy_scorers": {"spacy-globalpointer.spans_scorer.v1"},
-    "spacy_augmenters": {"spacy-globalpointer.whitespace_augmenter.v1"},
-    "spacy_tokenizers": {"spacy-globalpointer.language_tokenizer.v1"},
-}
 
 
-def test_setup_cfg_entry_points_are_the_registered_names():
-    """setup.cfg names exactly the registered functions, checked without installing it."""
-    import configparser
-    from pathlib import Path
-
-    setup = configparser.ConfigParser()
-    setup.read(Path(__file__).parents[1] / "setup.cfg")
-    found = {}
-    for group, lines in setup["options.entry_points"].items():
-        for line in filter(None, (line.strip() for line in lines.splitlines())):
-            name, target = (part.strip() for part in line.split("="))
-            module, function = target.split(":")
-            found.setdefault(group, set()).add(name)
-            registered = getattr(registry, group[len("spacy_") :]).get(name)
-            assert getattr(importlib.import_module(module), function) is registered, line
-    assert found == REGISTERED
 
 
-def test_every_entry_point_is_the_registered_function():
-    """The installed entry points (setup.cfg) name exactly the registered functions, so a
-    typo or a missing entry point fails here rather than in a user's spacy train. It reads the
-    installed metadata: after a change to setup.cfg it passes once the package is installed
-    again (pip install -e .)."""
-    from importlib.metadata import distribution
-
-    entry_points = [ep for ep in distribution("spacy-globalpointer").entry_points if ep.group.startswith("spacy_")]
-    found = {}
-    for ep in entry_points:
-        found.setdefault(ep.group, set()).add(ep.name)
-        registered = getattr(registry, ep.group[len("spacy_") :]).get(ep.name)
-        assert ep.load() is registered, ep
-    assert found == REGISTERED
 
 
 def test_registered_scorer_gives_spancat_scores(trained_nlp):
@@ -233,14 +173,6 @@ def test_registered_scorer_gives_spancat_scores(trained_nlp):
     assert "ents_f" not in scores
 
 
-@pytest.mark.parametrize(
-    "bad,match",
-    [({"head_width": 7}, "head_width"), ({"max_length": 0}, "max_length"), ({"score_budget": -1}, "score_budget")],
-)
-def test_bad_model_settings_name_the_value(bad, match):
-    nlp = spacy.blank("en")
-    with pytest.raises(Exception, match=match):
-        nlp.add_pipe("global_pointer", config={"model": bad})
 
 
 # ---------------------------------------------------------------- whitespace tokens
@@ -283,156 +215,28 @@ def test_messy_whitespace_never_bounds_a_span_of_a_trained_model(trained_nlp, va
 # ---------------------------------------------------------------- settings come from the config
 
 
-def test_load_time_config_overrides_apply(trained_nlp, tmp_path):
-    nlp, _ = trained_nlp
-    nlp.to_disk(tmp_path / "model")
-    text = NESTED_TRAIN[0][0]
-    assert len(spacy.load(tmp_path / "model")(text).spans["sc"]) == 3
-    overrides = {"components": {"global_pointer": {"threshold": 1.0, "annotate_ents": True}}}
-    loaded = spacy.load(tmp_path / "model", config=overrides)
-    gp = loaded.get_pipe("global_pointer")
-    assert gp.threshold == 1.0 and gp.cfg["annotate_ents"] is True
-    assert len(loaded(text).spans["sc"]) == 0
-    ents = spacy.load(tmp_path / "model", config={"components": {"global_pointer": {"annotate_ents": True}}})
-    assert [e.text for e in ents(text).ents] == [e.text for e in ents(text).ents if e.text] != []
 
 
-def test_edited_config_file_applies(trained_nlp, tmp_path):
-    nlp, _ = trained_nlp
-    nlp.to_disk(tmp_path / "model")
-    config_path = tmp_path / "model" / "config.cfg"
-    config = Config().from_disk(config_path)
-    config["components"]["global_pointer"]["threshold"] = 1.0
-    config.to_disk(config_path)
-    loaded = spacy.load(tmp_path / "model")
-    assert loaded.get_pipe("global_pointer").threshold == 1.0
-    assert len(loaded(NESTED_TRAIN[0][0]).spans["sc"]) == 0
 
 
-def test_saved_cfg_holds_only_labels_and_input_width(trained_nlp, tmp_path):
-    nlp, _ = trained_nlp
-    nlp.to_disk(tmp_path / "model")
-    saved = srsly.read_json(tmp_path / "model" / "global_pointer" / "cfg")
-    assert saved == {"labels": ["GPE", "ORG"], "input_width": 96}
 
 
-def test_settings_changed_after_building_warn_at_save(trained_nlp, tmp_path):
-    nlp, _ = trained_nlp
-    gp = nlp.get_pipe("global_pointer")
-    gp.cfg["threshold"] = 0.9
-    try:
-        with pytest.warns(UserWarning, match=r"settings \{'threshold': 0.9\} were changed"):
-            nlp.to_disk(tmp_path / "model")
-    finally:
-        gp.cfg["threshold"] = 0.5
-    assert spacy.load(tmp_path / "model").get_pipe("global_pointer").threshold == 0.5
 
 
-def save_as_0_1_0(nlp, path, logit_threshold: float = 0.0) -> None:
-    """Save nlp as spacy-globalpointer 0.1.0 did (checked against a pipeline saved by
-    0.1.0): settings and a gold span report in the cfg file, the threshold a logit there
-    and in config.cfg, which has no overwrite_ents."""
-    nlp.to_disk(path)
-    cfg_path = path / "global_pointer" / "cfg"
-    legacy = {
-        **srsly.read_json(cfg_path), "spans_key": "sc", "threshold": logit_threshold,
-        "annotate_ents": False, "gold_span_report": {"spans": 7, "misaligned": 0},
-    }
-    srsly.write_json(cfg_path, legacy)
-    config = Config().from_disk(path / "config.cfg")
-    config["components"]["global_pointer"]["threshold"] = logit_threshold
-    del config["components"]["global_pointer"]["overwrite_ents"]
-    config.to_disk(path / "config.cfg")
 
 
-def test_pipeline_saved_with_a_logit_threshold_is_migrated(trained_nlp, tmp_path):
-    nlp, _ = trained_nlp
-    save_as_0_1_0(nlp, tmp_path / "old", logit_threshold=0.0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        loaded = spacy.load(tmp_path / "old")
-        loaded("Bank of England")
-    messages = [str(w.message) for w in caught]
-    assert any(re.search(r"threshold was a logit \(0.0\); it is read as the probability 0.5", m) for m in messages)
-    assert not any("predicts every span" in m for m in messages)  # migrated: no false alarm
-    assert loaded.get_pipe("global_pointer").threshold == 0.5
-    assert loaded.get_pipe("global_pointer").cfg["overwrite_ents"] is False
-    texts = [text for text, _ in NESTED_TRAIN]
-    for old, new in zip(loaded.pipe(texts), nlp.pipe(texts)):
-        assert spans_and_scores(old)[0] == spans_and_scores(new)[0]
-    # saved again with the old config, it still reads as the same probability
-    loaded.to_disk(tmp_path / "again")
-    with pytest.warns(UserWarning, match="read as the probability 0.5"):
-        assert spacy.load(tmp_path / "again").get_pipe("global_pointer").threshold == 0.5
-    # a load-time override is a probability
-    with pytest.warns(UserWarning, match=r"config's threshold 0.9 is used, as a probability"):
-        overridden = spacy.load(tmp_path / "old", config={"components": {"global_pointer": {"threshold": 0.9}}})
-    assert overridden.get_pipe("global_pointer").threshold == 0.9
 
 
-def test_pipeline_saved_with_a_negative_logit_threshold_is_refused_with_its_probability(trained_nlp, tmp_path):
-    nlp, _ = trained_nlp
-    save_as_0_1_0(nlp, tmp_path / "old", logit_threshold=-0.75)
-    with pytest.raises(Exception, match=r"probability in \[0, 1\].*-0.75 is 0.320821"):
-        spacy.load(tmp_path / "old")
-    loaded = spacy.load(tmp_path / "old", config={"components": {"global_pointer": {"threshold": 0.320821}}})
-    assert loaded.get_pipe("global_pointer").threshold == 0.320821
 
 
-def test_older_cfg_settings_that_differ_from_the_config_are_named(trained_nlp, tmp_path):
-    nlp, _ = trained_nlp
-    save_as_0_1_0(nlp, tmp_path / "old")
-    cfg_path = tmp_path / "old" / "global_pointer" / "cfg"
-    srsly.write_json(cfg_path, {**srsly.read_json(cfg_path), "annotate_ents": True})
-    with pytest.warns(UserWarning, match=r"holds settings \{'annotate_ents': True\}.*values \{'annotate_ents': False\} are used"):
-        loaded = spacy.load(tmp_path / "old")
-    assert loaded.get_pipe("global_pointer").cfg["annotate_ents"] is False
 
 
-@pytest.mark.parametrize(
-    "key,value",
-    [("threshold", "abc"), ("threshold", None), ("threshold", [1]),
-     ("annotate_ents", "yes"), ("spans_key", ""), ("labels", ["A", "A"]), ("labels", ["A", 3]),
-     ("input_width", -2), ("input_width", "96")],
-)
-def test_corrupt_saved_cfg_fails_at_load_naming_the_file(trained_nlp, tmp_path, key, value):
-    nlp, _ = trained_nlp
-    nlp.to_disk(tmp_path / "model")
-    cfg_path = tmp_path / "model" / "global_pointer" / "cfg"
-    srsly.write_json(cfg_path, {**srsly.read_json(cfg_path), key: value})
-    with pytest.raises(ValueError, match=rf"{key}.*{re.escape(str(cfg_path))}|{re.escape(str(cfg_path))}.*'{key}'"):
-        spacy.load(tmp_path / "model")
 
 
-@pytest.mark.parametrize(
-    "setting,value",
-    [("threshold", "abc"), ("threshold", float("inf")), ("threshold", 1.5), ("threshold", -0.1), ("annotate_ents", 1), ("overwrite_ents", "no"), ("spans_key", 5)],
-)
-def test_bad_settings_in_the_config_name_the_value(setting, value):
-    nlp = spacy.blank("en")
-    with pytest.raises(Exception, match=rf"{setting}.*{re.escape(repr(value))}"):
-        nlp.add_pipe("global_pointer", config={setting: value})
 
 
-def test_a_threshold_of_zero_warns_that_it_keeps_every_span(trained_nlp, tmp_path):
-    nlp, _ = trained_nlp
-    nlp.to_disk(tmp_path / "model")
-    loaded = spacy.load(tmp_path / "model", config={"components": {"global_pointer": {"threshold": 0.0}}})
-    with pytest.warns(UserWarning, match="threshold = 0.0 predicts every span"):
-        doc = loaded("Bank of England raised rates.")
-    n = len(doc)
-    assert len(doc.spans["sc"]) == n * (n + 1) // 2 * 2  # every span, both labels
 
 
-def test_threshold_edited_into_cfg_is_checked(trained_nlp):
-    nlp, _ = trained_nlp
-    gp = nlp.get_pipe("global_pointer")
-    gp.cfg["threshold"] = "abc"
-    try:
-        with pytest.raises(ValueError, match=r"threshold in cfg must be a probability in \[0, 1\], got 'abc'"):
-            nlp("Bank of England")
-    finally:
-        gp.cfg["threshold"] = 0.5
 
 
 # ---------------------------------------------------------------- non-finite scores
@@ -504,51 +308,11 @@ def test_factory_declares_doc_ents_and_evaluate_scores_them():
     assert "ents_f" not in train_pipeline(n_updates=1)[0].evaluate(examples)
 
 
-def test_mixed_precision_comes_from_the_config_not_the_saved_weights(trained_nlp):
-    nlp, _ = trained_nlp
-    text = NESTED_TRAIN[0][0]
-    loaded = spacy.blank("en")
-    loaded.add_pipe("global_pointer", config={"model": {"mixed_precision": True}})
-    loaded.from_bytes(nlp.to_bytes())
-    assert loaded.get_pipe("global_pointer").model.get_ref("head").attrs["mixed_precision"] is True
-    spans, scores = spans_and_scores(loaded(text))
-    assert spans == spans_and_scores(nlp(text))[0]
-    numpy.testing.assert_array_equal(scores, spans_and_scores(nlp(text))[1])
 
 
-def v3_config(**settings) -> dict:
-    """The factory's default model on GlobalPointer.v3 (a new @architectures replaces the
-    whole block, tok2vec included)."""
-    from spacy_globalpointer.pipeline import DEFAULT_MODEL
-
-    model = {**copy.deepcopy(dict(DEFAULT_MODEL)), "@architectures": "spacy-globalpointer.GlobalPointer.v3"}
-    return {"model": {**model, **settings}}
 
 
-WIDTH_BIAS = v3_config(width_bias=True)
 
 
-def test_width_bias_head_overfits_and_round_trips(tmp_path):
-    nlp, examples = train_pipeline(WIDTH_BIAS, n_updates=50)
-    assert nlp.evaluate(examples)["spans_sc_f"] == 1.0
-    module = nlp.get_pipe("global_pointer").model.get_ref("head").layers[0].shims[0]._model
-    assert module.width_bias is not None and float(module.width_bias.abs().sum()) > 0  # it learned
-    nlp.to_disk(tmp_path / "model")
-    reloaded = spacy.load(tmp_path / "model")
-    texts = [text for text, _ in NESTED_TRAIN]
-    for before, after in zip(nlp.pipe(texts), reloaded.pipe(texts)):
-        assert spans_and_scores(before)[0] == spans_and_scores(after)[0]
-        numpy.testing.assert_allclose(spans_and_scores(before)[1], spans_and_scores(after)[1], atol=1e-6)
-    # Weights with a width bias do not load into a head configured without one.
-    with pytest.raises(ValueError, match="width_bias"):
-        spacy.load(tmp_path / "model", config={"components": {"global_pointer": {"model": {"width_bias": False}}}})
 
 
-def test_v3_without_width_bias_scores_as_v2():
-    """v3's new option off, the same seed: the same weights and the same scores as v2."""
-    v2, _ = train_pipeline(n_updates=3)
-    v3, _ = train_pipeline(v3_config(), n_updates=3)
-    docs = [text for text, _ in NESTED_TRAIN]
-    for a, b in zip(v2.get_pipe("global_pointer").predict([v2.make_doc(t) for t in docs]),
-                    v3.get_pipe("global_pointer").predict([v3.make_doc(t) for t in docs])):
-        numpy.testing.assert_array_equal(a, b)

@@ -17,7 +17,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import NumpyOps
 
-from spacy_globalpointer.scoring import global_pointer_loss
+from spacy_globalpointer.loss import global_pointer_loss
 
 OPS = NumpyOps()
 LONG_DOC_TOKENS = 20_000

@@ -12,7 +12,7 @@ import torch
 from thinc.api import NumpyOps
 
 from spacy_globalpointer import torch_head
-from spacy_globalpointer.scoring import global_pointer_loss
+from spacy_globalpointer.loss import global_pointer_loss
 from spacy_globalpointer.torch_head import (
     GlobalPointerHead,
     apply_rope,

@@ -1,4 +1,5 @@
-"""Training through spaCy's own entry points: the CLI, entry points, transformers."""
+"""Training through spaCy's own entry points (the CLI, entry points, transformers) and the
+training-only settings end to end."""
 
 import subprocess
 import sys
@@ -8,8 +9,10 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
-from gp_testing import NESTED_TRAIN, make_examples
+from gp_testing import NESTED_TRAIN, make_examples, train_pipeline
 from spacy.tokens import DocBin
+
+from spacy_globalpointer.model import wrapped_module
 
 TRAIN_CONFIG = """
 [paths]
@@ -170,10 +173,10 @@ def test_transformer_listener_trains_and_predicts(tmp_path: Path):
     optimizer = nlp.initialize(lambda: examples)
     gp = nlp.get_pipe("global_pointer")
     assert gp.cfg["input_width"] == 16
-    before = gp.model.get_ref("head").layers[0].shims[0]._model.qk.weight.detach().clone()
+    before = wrapped_module(gp.model.get_ref("head").layers[0]).qk.weight.detach().clone()
     losses = {}
     nlp.update(examples, sgd=optimizer, losses=losses)
-    after = gp.model.get_ref("head").layers[0].shims[0]._model.qk.weight.detach()
+    after = wrapped_module(gp.model.get_ref("head").layers[0]).qk.weight.detach()
     assert numpy.isfinite(losses["global_pointer"]) and losses["global_pointer"] > 0
     assert not bool((before == after).all())  # the head was trained through the listener
     doc = nlp(NESTED_TRAIN[0][0] + " " + NESTED_TRAIN[2][0])  # longer than one window
@@ -229,3 +232,30 @@ def test_spacy_find_threshold_searches_probabilities(tmp_path: Path):
     best = max(rows.values())
     assert best > rows[min(rows, key=lambda t: abs(t - 0.5))], rows
     assert "Best threshold" in result.stdout
+
+
+def test_component_trains_with_smoothing_and_refuses_bad_settings(tmp_path):
+    nlp, examples = train_pipeline({"boundary_smoothing": 0.1, "boundary_smoothing_distance": 1}, n_updates=60)
+    assert nlp.get_pipe("global_pointer").cfg["boundary_smoothing"] == 0.1
+    doc = nlp(NESTED_TRAIN[0][0])
+    assert [(s.text, s.label_) for s in doc.spans["sc"]] == [
+        ("University of Cambridge", "ORG"), ("Cambridge", "GPE"), ("England", "GPE")]
+    nlp.to_disk(tmp_path / "model")
+    reloaded = spacy.load(tmp_path / "model")
+    assert reloaded.config["components"]["global_pointer"]["boundary_smoothing"] == 0.1
+    # The smoothed loss at the same scores is above the hard one (mass off the gold).
+    pipe = nlp.get_pipe("global_pointer")
+    scores = pipe.model.predict([eg.predicted for eg in make_examples(nlp)])
+    smoothed = pipe.get_loss(make_examples(nlp), scores)[0]
+    pipe.cfg["boundary_smoothing"] = 0.0
+    hard = pipe.get_loss(make_examples(nlp), scores)[0]
+    assert smoothed > hard
+    pipe.cfg["boundary_smoothing"] = -0.5  # edited on the live component: checked when used
+    with pytest.raises(ValueError, match=r"'global_pointer': boundary_smoothing in cfg must be a share"):
+        pipe.get_loss(make_examples(nlp), scores)
+    for key, value, match in [("boundary_smoothing", 1.0, r"boundary_smoothing .* must be a share in \[0, 1\).*1\.0"),
+                              ("boundary_smoothing", "0.1", "boundary_smoothing .* got '0.1'"),
+                              ("boundary_smoothing_distance", 0, "boundary_smoothing_distance .* at least 1, got 0")]:
+        blank = spacy.blank("en")
+        with pytest.raises(ValueError, match=match):
+            blank.add_pipe("global_pointer", config={key: value})

@@ -1,4 +1,5 @@
-"""Loss and decoding on banded span scores: small pure functions over arrays.
+"""The multi-label loss and its gradient on banded span scores: small pure functions
+over arrays, and the count of values that are not finite.
 
 A doc's scores have shape (n, width, n_labels); ``scores[i, d, a]`` is s_a(i, i + d),
 valid where i + d < n (``band.span_mask``), or where a caller's mask says so
@@ -8,7 +9,6 @@ valid where i + d < n (``band.span_mask``), or where a caller's mask says so
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy
-from spacy.tokens import Doc, Span
 from thinc.api import Ops
 from thinc.types import Floats3d, Ints2d
 
@@ -263,85 +263,6 @@ def _logsumexp_with_zero(xp: Any, logits: Any) -> Any:
     shift = xp.maximum(logits.max(axis=1), 0.0)
     total = xp.exp(-shift) + xp.exp(logits - shift[:, None, :]).sum(axis=1)
     return shift + xp.log(total)
-
-
-def decode_spans(
-    scores: numpy.ndarray,
-    threshold: float,
-    valid: Optional[numpy.ndarray] = None,
-    *,
-    boundary: Optional[numpy.ndarray] = None,
-) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-    """Every valid span scoring above threshold, as (starts, ends, labels, scores).
-
-    valid: boolean (n, width) mask of the spans that may be predicted (default: every
-    real span, i + d < n). boundary instead: (n,) booleans, the tokens that may start
-    or end a span (``band.boundary_tokens``); the same spans as valid_cells' mask,
-    checked at the few candidates only. Ends are exclusive. Order is (start, end,
-    label): np.nonzero walks the (start, offset, label) axes in C order.
-    """
-    n, width, n_labels = scores.shape
-    # The cells above threshold are few: find them first, then keep the valid ones (one
-    # pass over the scores instead of a band-sized mask and a 3-d nonzero).
-    above = numpy.flatnonzero(scores > threshold)
-    starts, offsets, labels = numpy.unravel_index(above, (n, width, n_labels))
-    if valid is not None:
-        keep = valid[starts, offsets]
-    else:
-        last = starts + offsets
-        keep = last < n
-        if boundary is not None:
-            keep &= boundary[starts] & boundary[numpy.minimum(last, n - 1)]
-    starts, offsets, labels = starts[keep], offsets[keep], labels[keep]
-    return starts, starts + offsets + 1, labels, scores[starts, offsets, labels]
-
-
-def chunk_candidates(
-    chunk: numpy.ndarray, above: numpy.ndarray, lengths: Sequence[int], widths: Sequence[int]
-) -> Tuple[numpy.ndarray, ...]:
-    """The real cells among a padded chunk's (B, N, W, n_labels) cells above threshold,
-    ``above = numpy.flatnonzero(chunk > threshold)`` (the caller has it already), as
-    (rows, starts, offsets, labels, scores): row b holds a doc of lengths[b] tokens
-    scored to widths[b], so its real cells have start + offset < lengths[b] and
-    offset < widths[b]. Order is (row, start, offset, label), C order."""
-    rows, starts, offsets, labels = numpy.unravel_index(above, chunk.shape)
-    keep = (starts + offsets < numpy.asarray(lengths)[rows]) & (
-        offsets < numpy.asarray(widths)[rows]
-    )
-    rows, starts, offsets, labels = rows[keep], starts[keep], offsets[keep], labels[keep]
-    return rows, starts, offsets, labels, chunk[rows, starts, offsets, labels]
-
-
-def select_non_overlapping(
-    starts: numpy.ndarray, ends: numpy.ndarray, scores: numpy.ndarray
-) -> List[int]:
-    """Indices of the best-scoring spans that share no token, greedily by score.
-
-    Ties go to the earlier span in the given order; the result is in given order.
-    """
-    order = numpy.argsort(-scores, kind="stable")
-    taken = numpy.zeros(int(ends.max()) if len(ends) else 0, dtype=bool)
-    chosen = []
-    for k in order:
-        if not taken[starts[k] : ends[k]].any():
-            taken[starts[k] : ends[k]] = True
-            chosen.append(int(k))
-    return sorted(chosen)
-
-
-def merge_entities(doc: Doc, spans: List[Span], overwrite: bool) -> List[Span]:
-    """The doc's entities with the given non-overlapping spans added.
-
-    overwrite: the spans replace the doc's entities. Otherwise entities that an earlier
-    component set win, and only spans that share no token with them are added.
-    """
-    if overwrite or not doc.ents:
-        return list(spans)
-    taken = numpy.zeros(len(doc), dtype=bool)
-    for ent in doc.ents:
-        taken[ent.start : ent.end] = True
-    added = [span for span in spans if not taken[span.start : span.end].any()]
-    return sorted(list(doc.ents) + added, key=lambda span: span.start)
 
 
 def count_not_finite(xp: Any, arrays: Sequence[Any]) -> int:

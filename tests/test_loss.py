@@ -1,14 +1,16 @@
-"""Loss and decoding against naive references and hand-made score arrays."""
+"""The multi-label loss and its gradient (loss.py) against naive references, finite
+differences and hand-made gold, hard and soft targets."""
 
 import math
 
 import numpy
 import pytest
+from gp_testing import naive_soft_loss, scores_and_gold
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from thinc.api import NumpyOps
 
-from spacy_globalpointer.scoring import decode_spans, global_pointer_loss, select_non_overlapping
+from spacy_globalpointer.loss import _flat_terms, _padded_terms, global_pointer_loss
 
 OPS = NumpyOps()
 
@@ -86,65 +88,6 @@ def test_loss_is_finite_for_empty_docs_no_gold_and_extreme_scores():
     assert global_pointer_loss(OPS, [], [])[0] == 0.0
 
 
-def test_decode_threshold_nesting_and_order():
-    scores = numpy.full((4, 3, 2), -1.0, dtype="f")
-    scores[0, 2, 0] = 2.0  # tokens 0..2, label 0
-    scores[1, 1, 1] = 0.5  # tokens 1..2, label 1 (nested inside the first)
-    scores[1, 1, 0] = 0.2  # same span, second label
-    scores[0, 0, 1] = 0.0  # exactly at threshold: not kept
-    scores[3, 2, 0] = 9.0  # padding (3 + 2 >= 4): never decoded
-    starts, ends, labels, values = decode_spans(scores, threshold=0.0)
-    assert list(zip(starts, ends, labels)) == [(0, 3, 0), (1, 3, 0), (1, 3, 1)]
-    assert values.tolist() == pytest.approx([2.0, 0.2, 0.5])
-    starts, ends, labels, _ = decode_spans(scores, threshold=0.3)
-    assert list(zip(starts, ends, labels)) == [(0, 3, 0), (1, 3, 1)]
-    assert decode_spans(numpy.zeros((0, 0, 2), dtype="f"), 0.0)[0].size == 0
-
-
-def test_select_non_overlapping_prefers_higher_scores():
-    starts = numpy.array([0, 1, 3, 3])
-    ends = numpy.array([3, 3, 4, 4])
-    scores = numpy.array([1.0, 2.0, 0.5, 0.7])
-    assert select_non_overlapping(starts, ends, scores) == [1, 3]
-    assert select_non_overlapping(starts[:0], ends[:0], scores[:0]) == []
-
-
-@st.composite
-def scores_and_gold(draw):
-    n = draw(st.integers(0, 8))
-    width = draw(st.integers(1, max(n, 1))) if n else 0
-    n_labels = draw(st.integers(1, 3))
-    values = draw(
-        st.lists(st.floats(-50, 50, allow_nan=False, width=32), min_size=n * width * n_labels, max_size=n * width * n_labels)
-    )
-    scores = numpy.asarray(values, dtype="f").reshape(n, width, n_labels)
-    spans = set()
-    if n:
-        for _ in range(draw(st.integers(0, 4))):
-            i = draw(st.integers(0, n - 1))
-            j = draw(st.integers(i, min(n - 1, i + width - 1)))
-            spans.add((i, j, draw(st.integers(0, n_labels - 1))))
-    return scores, spans
-
-
-@settings(max_examples=60, deadline=None)
-@given(scores_and_gold(), st.floats(-5, 5))
-def test_decoded_spans_are_valid_unique_ordered_and_above_threshold(data, threshold):
-    scores, _ = data
-    n, width = scores.shape[:2]
-    starts, ends, labels, values = decode_spans(scores, threshold)
-    triples = list(zip(starts.tolist(), ends.tolist(), labels.tolist()))
-    assert triples == sorted(set(triples))
-    for (s, e, a), v in zip(triples, values):
-        assert 0 <= s < e <= n and e - s <= width
-        assert v > threshold and v == scores[s, e - s - 1, a]
-    # nothing above threshold is missed
-    expected = sum(
-        1 for i in range(n) for d in range(width) for a in range(scores.shape[2]) if i + d < n and scores[i, d, a] > threshold
-    )
-    assert len(triples) == expected
-
-
 @settings(max_examples=60, deadline=None)
 @given(scores_and_gold())
 def test_loss_is_finite_non_negative_and_matches_reference(data):
@@ -153,9 +96,6 @@ def test_loss_is_finite_non_negative_and_matches_reference(data):
     assert math.isfinite(loss) and loss >= 0
     assert numpy.isfinite(grads[0]).all()
     assert loss == pytest.approx(naive_loss(scores.astype("float64"), gold), rel=1e-4, abs=1e-4)
-
-
-# ---------------------------------------------------------------- loss at its limits
 
 
 def test_loss_all_masked_batch_is_zero_with_zero_gradients():
@@ -253,11 +193,10 @@ def test_batch_loss_with_duplicates_and_unannotated_docs_equals_reference(docs):
             assert not g.any()
 
 
-
 def test_flat_and_padded_loss_paths_agree():
     """The numpy path (one flat array, sparse positives) and the padded one (CuPy's) give
     the same loss and gradients, with masked cells, duplicates and gold on masked cells."""
-    from spacy_globalpointer.scoring import _flat_terms, _padded_terms
+    from spacy_globalpointer.loss import _flat_terms, _padded_terms
 
     rng = numpy.random.default_rng(4)
     for _ in range(30):
@@ -280,3 +219,71 @@ def test_flat_and_padded_loss_paths_agree():
         for a, b in zip(d_flat, d_padded):
             assert a.shape == b.shape
             numpy.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def _random_case(rng):
+    n, width, n_labels = 7, 4, 3
+    scores = rng.normal(scale=2, size=(n, width, n_labels))
+    valid = (numpy.arange(n)[:, None] + numpy.arange(width)[None, :] < n) & (rng.random((n, width)) > 0.15)
+    cells = numpy.argwhere(valid)
+    picked = cells[rng.choice(len(cells), size=5, replace=False)]
+    rows = numpy.concatenate([picked, rng.integers(0, n_labels, size=(5, 1))], axis=1).astype("i")
+    targets = numpy.asarray([1.0, 0.7, 0.05, 0.0, 0.3], dtype="f")
+    return scores, valid, rows, targets
+
+
+def test_soft_loss_and_gradient_match_the_formula():
+    rng = numpy.random.default_rng(7)
+    for _ in range(5):
+        scores, valid, rows, targets = _random_case(rng)
+        reference = {tuple(int(v) for v in r): float(t) for r, t in zip(rows, targets)}
+        loss, (grad,) = global_pointer_loss(OPS, [scores], [rows], [valid], [targets])
+        assert loss == pytest.approx(naive_soft_loss(scores, valid, reference), rel=1e-5)
+        eps = 1e-6
+        for index in numpy.ndindex(scores.shape):
+            plus, minus = scores.copy(), scores.copy()
+            plus[index] += eps
+            minus[index] -= eps
+            numeric = (naive_soft_loss(plus, valid, reference) - naive_soft_loss(minus, valid, reference)) / (2 * eps)
+            assert grad[index] == pytest.approx(numeric, abs=1e-5)
+
+
+def test_flat_and_padded_paths_agree_with_soft_targets():
+    rng = numpy.random.default_rng(8)
+    scores, valid, rows, targets = [], [], [], []
+    for _ in range(4):
+        s, v, r, t = _random_case(rng)
+        scores.append(s.astype("f"))
+        valid.append(v)
+        rows.append(r)
+        targets.append(t)
+    loss_flat, d_flat = _flat_terms(OPS, scores, rows, valid, 3, targets)
+    loss_padded, d_padded = _padded_terms(OPS, scores, rows, valid, 3, targets)
+    assert loss_flat == pytest.approx(loss_padded, rel=1e-6)
+    for a, b in zip(d_flat, d_padded):
+        numpy.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_targets_of_one_are_the_hard_loss_bit_for_bit_and_duplicates_keep_the_largest():
+    rng = numpy.random.default_rng(9)
+    scores, valid, rows, _ = _random_case(rng)
+    scores = scores.astype("f")
+    hard = global_pointer_loss(OPS, [scores], [rows], [valid])
+    soft = global_pointer_loss(OPS, [scores], [rows], [valid], [numpy.ones(len(rows), dtype="f")])
+    assert hard[0] == soft[0]
+    assert numpy.array_equal(hard[1][0], soft[1][0])
+    # The first row twice, with 0.2 and 1.0: it is a plain positive.
+    doubled = numpy.concatenate([rows[:1], rows])
+    twice = global_pointer_loss(OPS, [scores], [doubled], [valid],
+                                [numpy.concatenate([[0.2], numpy.ones(len(rows))]).astype("f")])
+    assert twice[0] == hard[0]
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan")])
+def test_targets_outside_zero_one_are_refused_with_the_value(bad):
+    scores, valid, rows, targets = _random_case(numpy.random.default_rng(10))
+    targets[2] = bad
+    with pytest.raises(ValueError, match=r"targets\[0\] holds .*must be in \[0, 1\]"):
+        global_pointer_loss(OPS, [scores], [rows], [valid], [targets])
+    with pytest.raises(ValueError, match="has 4 values for 5 gold rows"):
+        global_pointer_loss(OPS, [scores], [rows], [valid], [targets[:4]])

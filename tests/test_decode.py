@@ -1,20 +1,65 @@
-"""Decoding a batch a padded chunk at a time gives the spans of a plain loop over cells."""
+"""Decoding (decode.py): hand-made score arrays, a plain loop over cells, and a batch
+decoded a padded chunk at a time against that loop."""
 
 import math
 import warnings
 
 import numpy
 import pytest
-from gp_testing import train_pipeline
+from gp_testing import scores_and_gold, train_pipeline
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spacy_globalpointer.band import BandScores
-from spacy_globalpointer.scoring import chunk_candidates
-from spacy_globalpointer.settings import probability_to_logit
+from spacy_globalpointer.decode import (
+    chunk_candidates,
+    decode_spans,
+    probability_to_logit,
+    select_non_overlapping,
+)
 
-# Lengths that put docs of different lengths and widths in one chunk (max_length 4),
-# whitespace tokens (double spaces, a newline), a one-token doc and an empty one.
+
+def test_decode_threshold_nesting_and_order():
+    scores = numpy.full((4, 3, 2), -1.0, dtype="f")
+    scores[0, 2, 0] = 2.0  # tokens 0..2, label 0
+    scores[1, 1, 1] = 0.5  # tokens 1..2, label 1 (nested inside the first)
+    scores[1, 1, 0] = 0.2  # same span, second label
+    scores[0, 0, 1] = 0.0  # exactly at threshold: not kept
+    scores[3, 2, 0] = 9.0  # padding (3 + 2 >= 4): never decoded
+    starts, ends, labels, values = decode_spans(scores, threshold=0.0)
+    assert list(zip(starts, ends, labels)) == [(0, 3, 0), (1, 3, 0), (1, 3, 1)]
+    assert values.tolist() == pytest.approx([2.0, 0.2, 0.5])
+    starts, ends, labels, _ = decode_spans(scores, threshold=0.3)
+    assert list(zip(starts, ends, labels)) == [(0, 3, 0), (1, 3, 1)]
+    assert decode_spans(numpy.zeros((0, 0, 2), dtype="f"), 0.0)[0].size == 0
+
+
+def test_select_non_overlapping_prefers_higher_scores():
+    starts = numpy.array([0, 1, 3, 3])
+    ends = numpy.array([3, 3, 4, 4])
+    scores = numpy.array([1.0, 2.0, 0.5, 0.7])
+    assert select_non_overlapping(starts, ends, scores) == [1, 3]
+    assert select_non_overlapping(starts[:0], ends[:0], scores[:0]) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(scores_and_gold(), st.floats(-5, 5))
+def test_decoded_spans_are_valid_unique_ordered_and_above_threshold(data, threshold):
+    scores, _ = data
+    n, width = scores.shape[:2]
+    starts, ends, labels, values = decode_spans(scores, threshold)
+    triples = list(zip(starts.tolist(), ends.tolist(), labels.tolist()))
+    assert triples == sorted(set(triples))
+    for (s, e, a), v in zip(triples, values):
+        assert 0 <= s < e <= n and e - s <= width
+        assert v > threshold and v == scores[s, e - s - 1, a]
+    # nothing above threshold is missed
+    expected = sum(
+        1 for i in range(n) for d in range(width) for a in range(scores.shape[2]) if i + d < n and scores[i, d, a] > threshold
+    )
+    assert len(triples) == expected
+
+
 TEXTS = [
     "The University of Cambridge is in England.",
     "Bank of  England raised rates in New York City today.",
