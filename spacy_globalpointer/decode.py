@@ -8,6 +8,7 @@ span starts or ends on a whitespace token. ``decode_batch`` is what the componen
 """
 
 import math
+import warnings
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy
@@ -134,6 +135,17 @@ def decode_batch(
                 values[lo:hi][keep].tolist(),
             )
     return found, n_not_finite
+
+
+def warn_not_finite(name: str, n_not_finite: int) -> None:
+    """Warn with decode_batch's count of scores that are not finite, if any."""
+    if n_not_finite:
+        warnings.warn(
+            f"'{name}': {n_not_finite} span score(s) in this batch are not finite "
+            "(NaN or inf); no span was predicted from them. The encoder's output is "
+            "probably broken (check the tok2vec and its weights).",
+            stacklevel=3,
+        )
 
 
 def _add_few_candidates(

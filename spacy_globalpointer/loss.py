@@ -6,6 +6,7 @@ valid where i + d < n (``band.span_mask``), or where a caller's mask says so
 (``band.valid_cells``: no span starts or ends on a whitespace token).
 """
 
+import math
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy
@@ -263,6 +264,26 @@ def _logsumexp_with_zero(xp: Any, logits: Any) -> Any:
     shift = xp.maximum(logits.max(axis=1), 0.0)
     total = xp.exp(-shift) + xp.exp(logits - shift[:, None, :]).sum(axis=1)
     return shift + xp.log(total)
+
+
+def check_finite_scores(name: str, xp: Any, scores: Sequence[Any]) -> None:
+    """Raise if a score is not finite, before any gradient exists: an optimizer step would
+    spread NaN into every weight."""
+    n_not_finite = count_not_finite(xp, scores)
+    if n_not_finite:
+        raise ValueError(
+            f"'{name}': {n_not_finite} of {sum(int(s.size) for s in scores)} span scores in "
+            "this batch are not finite (NaN or inf), so the update was stopped before any "
+            "weight changed. The encoder's output or the learning rate is probably at fault."
+        )
+
+
+def check_finite_loss(name: str, loss: float) -> None:
+    if not math.isfinite(loss):
+        raise ValueError(
+            f"'{name}': the loss is not finite ({loss}); the update was stopped before any "
+            "weight changed."
+        )
 
 
 def count_not_finite(xp: Any, arrays: Sequence[Any]) -> int:

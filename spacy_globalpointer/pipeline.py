@@ -1,7 +1,5 @@
 """The ``global_pointer`` pipeline component: labels, loss, decoding, serialisation."""
 
-import math
-import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from spacy.language import Language
@@ -20,6 +18,7 @@ from .decode import (
     probability_to_logit,
     select_non_overlapping,
     span_probabilities,
+    warn_not_finite,
 )
 from .gold import (
     SPAN_LENGTH_COVERAGE,
@@ -31,7 +30,7 @@ from .gold import (
     warn_if_mostly_misaligned,
     warn_skipped,
 )
-from .loss import count_not_finite, global_pointer_loss
+from .loss import check_finite_loss, check_finite_scores, global_pointer_loss
 from .model import finish_update, initialize_model
 from .scorer import gp_score
 from .serialize import SavedCfgSerialization
@@ -84,10 +83,9 @@ def make_global_pointer(
 class GlobalPointer(SavedCfgSerialization, TrainablePipe):
     """Predicts possibly overlapping labelled spans from per-label span scores.
 
-    Settings (spans_key, threshold, annotate_ents, overwrite_ents, and the training-only
-    boundary_smoothing, boundary_smoothing_distance and head_learn_rate_scale) come from
-    the config; the saved ``cfg`` file holds only what the config cannot: the labels and
-    the head's input width.
+    Settings (settings.SETTINGS) come from the config and are read through ``setting``;
+    the saved ``cfg`` file holds only what the config cannot: the labels, the head's input
+    width and the version that saved it (serialize.py).
     """
 
     def __init__(
@@ -112,7 +110,6 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
         self.gold_span_stats = new_counts()
         self.gold_span_report: Dict[str, int] = {}
         self._warned: set = set()
-        self._legacy_threshold = None
 
     @property
     def key(self) -> str:
@@ -190,13 +187,7 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
             if self.setting("annotate_ents"):
                 chosen = select_non_overlapping(starts, ends, span_scores)
                 doc.ents = merge_entities(doc, [spans[j] for j in chosen], self.setting("overwrite_ents"))
-        if n_not_finite:
-            warnings.warn(
-                f"'{self.name}': {n_not_finite} span score(s) in this batch are not finite "
-                "(NaN or inf); no span was predicted from them. The encoder's output is "
-                "probably broken (check the tok2vec and its weights).",
-                stacklevel=2,
-            )
+        warn_not_finite(self.name, n_not_finite)
 
     def update(
         self,
@@ -238,14 +229,7 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
         finite, so that an optimizer step cannot spread NaN into every weight.
         """
         examples = list(examples)
-        n_not_finite = count_not_finite(self.model.ops.xp, scores)
-        if n_not_finite:
-            raise ValueError(
-                f"'{self.name}': {n_not_finite} of {sum(int(s.size) for s in scores)} span "
-                "scores in this batch are not finite (NaN or inf), so the update was stopped "
-                "before any weight changed. The encoder's output or the learning rate is "
-                "probably at fault."
-            )
+        check_finite_scores(self.name, self.model.ops.xp, scores)
         counts = new_counts()
         targets = loss_targets(
             self.model.ops,
@@ -261,11 +245,7 @@ class GlobalPointer(SavedCfgSerialization, TrainablePipe):
             self.gold_span_stats[reason] += count
         warn_skipped(self.name, counts, self._warned, hint=True)
         loss, d_scores = global_pointer_loss(self.model.ops, scores, *targets)
-        if not math.isfinite(loss):
-            raise ValueError(
-                f"'{self.name}': the loss is not finite ({loss}); the update was stopped "
-                "before any weight changed."
-            )
+        check_finite_loss(self.name, loss)
         return loss, d_scores
 
     def initialize(

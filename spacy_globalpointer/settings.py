@@ -19,27 +19,43 @@ class Setting(NamedTuple):
     type: type
     default: Any
     in_range: Callable[[Any], bool]
-    expected: str  # the type and range, in words, for the error message
-    training_only: bool = False
+    expected: str  # the type and range in words, for error messages
+    doc: str
 
 
 SETTINGS: Dict[str, Setting] = {
-    "spans_key": Setting(str, DEFAULT_SPANS_KEY, bool, "a non-empty string"),
-    "threshold": Setting(float, 0.5, lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
-    "annotate_ents": Setting(bool, False, lambda v: True, "true or false"),
-    "overwrite_ents": Setting(bool, False, lambda v: True, "true or false"),
+    "spans_key": Setting(
+        str, DEFAULT_SPANS_KEY, bool, "a non-empty string",
+        "key of doc.spans to read gold spans from and write predictions to",
+    ),
+    "threshold": Setting(
+        float, 0.5, lambda v: 0 <= v <= 1, "a probability in [0, 1]",
+        "spans whose probability is above it are predicted; 0.5 is the loss's own boundary "
+        "(logit 0)",
+    ),
+    "annotate_ents": Setting(
+        bool, False, lambda v: True, "true or false",
+        "also write the best-scoring non-overlapping spans to doc.ents",
+    ),
+    "overwrite_ents": Setting(
+        bool, False, lambda v: True, "true or false",
+        "with annotate_ents, replace the entities an earlier component set; by default they "
+        "are kept, and only spans that overlap none of them are added",
+    ),
     "boundary_smoothing": Setting(
-        float, 0.0, lambda v: 0 <= v < 1, "a share in [0, 1) (0: off)", training_only=True
+        float, 0.0, lambda v: 0 <= v < 1, "a share in [0, 1) (0: off)",
+        "training only: the share of each gold span's target given to the spans around it "
+        "(Zhu & Li, 2022)",
     ),
     "boundary_smoothing_distance": Setting(
-        int, 1, lambda v: v >= 1, "a whole number of tokens, at least 1", training_only=True
+        int, 1, lambda v: v >= 1, "a whole number of tokens, at least 1",
+        "how far around: start and end moved by at most this many tokens in all",
     ),
     "head_learn_rate_scale": Setting(
-        float,
-        1.0,
-        lambda v: 0 < v < math.inf,
+        float, 1.0, lambda v: 0 < v < math.inf,
         "a positive, finite number (1: the optimizer's own rate)",
-        training_only=True,
+        "training only: the head's weights step at the optimizer's learning rate times this "
+        "(an embedded tok2vec, and a shared one through its listener, at the optimizer's own)",
     ),
 }
 DEFAULTS: Dict[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}

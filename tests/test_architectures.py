@@ -11,6 +11,7 @@ from gp_testing import NESTED_TRAIN, spans_and_scores, train_pipeline
 from spacy.util import registry
 from thinc.api import Config
 
+import spacy_globalpointer
 from spacy_globalpointer.architectures import DEFAULT_MODEL_CONFIG
 from spacy_globalpointer.model import wrapped_module
 
@@ -151,3 +152,13 @@ def test_v3_without_width_bias_scores_as_v2():
     for a, b in zip(v2.get_pipe("global_pointer").predict([v2.make_doc(t) for t in docs]),
                     v3.get_pipe("global_pointer").predict([v3.make_doc(t) for t in docs])):
         numpy.testing.assert_array_equal(a, b)
+
+
+def test_every_version_is_exported_as_the_registered_builder():
+    for version, builder in [
+        ("v1", spacy_globalpointer.build_global_pointer),
+        ("v2", spacy_globalpointer.build_global_pointer_v2),
+        ("v3", spacy_globalpointer.build_global_pointer_v3),
+    ]:
+        assert registry.architectures.get(f"spacy-globalpointer.GlobalPointer.{version}") is builder
+        assert builder.__name__ in spacy_globalpointer.__all__
