@@ -229,3 +229,20 @@ def test_an_example_whose_gold_would_change_passes_unchanged():
     variant = whitespace_variant(nlp, example, 0.5, DEFAULT_VARIANTS, lambda: next(draws))
     assert variant.text == "in New York\nnow"
     assert gold_outcome(variant) == gold_outcome(example)
+
+
+def test_a_span_that_whitespace_would_make_too_long_passes_unchanged():
+    """'New York' is 2 tokens, 'New\\nYork' 3: past a max_length of 2 it would go from
+    learned to skipped (too long), so that example is not rewritten there."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("global_pointer", config={"model": {"max_length": 2}})
+    example = make_examples(nlp, [("in New York now", [(3, 11, "GPE")])])[0]
+    assert whitespace_variant(nlp, example, **REWRITE_ALL) is example
+    draws = iter([0.0, 0.2, 1.0, 0.0, 0.2])  # the spaces around the span become "\n"
+    variant = whitespace_variant(nlp, example, 0.5, DEFAULT_VARIANTS, lambda: next(draws))
+    assert variant.text == "in\nNew York\nnow"
+    assert [len(s) for s in variant.reference.spans["sc"]] == [2]
+    # with a max_length the span stays within, whitespace inside it is fine
+    wide = spacy.blank("en")
+    wide.add_pipe("global_pointer", config={"model": {"max_length": 3}})
+    assert whitespace_variant(wide, example, **REWRITE_ALL).text == "in\nNew\nYork\nnow"
