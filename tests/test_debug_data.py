@@ -219,3 +219,151 @@ def test_debug_data_refusals(project, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["debug-data", config, "stray"])
     assert exit_info.value.code == 2
+
+
+# What training is sure to fail on, reports on the corpus as written, and errors that
+# name the path.
+
+AUGMENTED = CONFIG + """
+[corpora.train.augmenter]
+@augmenters = "spacy-globalpointer.whitespace_augmenter.v1"
+level = 1.0
+per_space = 1.0
+"""
+LISTED = CONFIG + """
+[initialize]
+
+[initialize.components]
+
+[initialize.components.global_pointer]
+
+[initialize.components.global_pointer.labels]
+@readers = "spacy.read_labels.v1"
+path = "labels.json"
+"""
+
+
+@pytest.fixture(scope="module")
+def more(project) -> Path:
+    """The project's folder with more configs and corpora that training cannot use."""
+    (project / "augmented.cfg").write_text(AUGMENTED)
+    (project / "listed.cfg").write_text(LISTED)
+    (project / "labels.json").write_text(json.dumps(["ORG", "X"]))
+    DocBin().to_disk(project / "empty.spacy")
+    (project / "train.jsonl").write_text(json.dumps({"text": "Bank of England"}) + "\n")
+    (project / "no_spacy_files").mkdir()
+    (project / "no_spacy_files" / "notes.txt").write_text("nothing here\n")
+    (project / "not_a_docbin.spacy").write_text("this is not a DocBin\n")
+    return project
+
+
+def run_in(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real command in a subprocess, in folder."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "spacy_globalpointer", "debug-data", *args]
+    return subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=300, env=env)
+
+
+def paths(folder: Path, train: str = "train.spacy", dev: str = "dev.spacy") -> List[str]:
+    return ["--paths.train", str(folder / train), "--paths.dev", str(folder / dev)]
+
+
+@pytest.mark.slow
+def test_command_fails_on_labels_that_initialize_does_not_list(more):
+    proc = run_in(more, "listed.cfg", "--paths.train", "train.spacy", "--paths.dev", "dev.spacy")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "labels from [initialize]: ORG, X" in proc.stdout
+    assert "! training will fail: train labels ['GPE'] are not listed in " \
+        "[initialize.components.global_pointer] labels" in proc.stdout
+
+
+@pytest.mark.slow
+def test_command_fails_on_an_empty_train_corpus(more):
+    proc = run_in(more, "config.cfg", "--paths.train", "empty.spacy", "--paths.dev", "dev.spacy")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "train: 0 docs, 0 spans" in proc.stdout
+    assert "! training will fail: the train corpus" in proc.stdout and "gave 0 docs" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args,named",
+    [(["--paths.train", "not_a_docbin.spacy", "--paths.dev", "dev.spacy"], "not_a_docbin.spacy"),
+     (["--paths.train", "train.spacy", "--paths.dev", "dev.spacy", "--json", "missing/report.json"],
+      "missing/report.json")],
+)
+def test_command_errors_name_the_path_without_a_traceback(more, args, named):
+    proc = run_in(more, "config.cfg", *args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and named in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_command_reports_the_corpus_as_written_with_an_augmenter(more):
+    proc = run_in(more, "augmented.cfg", *paths(more), "--json", "augmented.json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "train: the config's augmenter is off here: the corpus as written" in proc.stdout
+    # the examples it shows are the file's own text and offsets
+    assert "e.g. misaligned: doc 2: 6-9 GPE 'New', tokens ['NewYork']" in proc.stdout
+    assert main(["debug-data", str(more / "config.cfg"), *paths(more), "--json", str(more / "plain.json")]) == 0
+    augmented = json.loads((more / "augmented.json").read_text())
+    plain = json.loads((more / "plain.json").read_text())
+    assert augmented.pop("augmenter_switched_off") == ["train"]
+    assert plain.pop("augmenter_switched_off") == []
+    assert augmented == plain
+
+
+def test_an_augmenter_changes_nothing_in_the_report_run_after_run(more, capsys):
+    outputs = []
+    for _ in range(2):
+        assert main(["debug-data", str(more / "augmented.cfg"), *paths(more)]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+    assert main(["debug-data", str(more / "config.cfg"), *paths(more)]) == 0
+    plain = capsys.readouterr().out
+    off = "  train: the config's augmenter is off here: the corpus as written\n"
+    assert off in outputs[0] and outputs[0].replace(off, "") == plain
+
+
+@pytest.mark.parametrize("train", ["empty.spacy", "train.jsonl", "no_spacy_files"])
+def test_a_train_corpus_of_no_docs_fails(more, capsys, train):
+    assert main(["debug-data", str(more / "config.cfg"), *paths(more, train=train)]) == 1
+    out = capsys.readouterr().out
+    assert f"! training will fail: the train corpus ({more / train}) gave 0 docs" in out
+
+
+def test_labels_listed_in_the_config(more, capsys, tmp_path):
+    config = str(more / "listed.cfg")
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps(["GPE", "ORG", "X"]))
+    override = ["--initialize.components.global_pointer.labels.path", str(labels)]
+    assert main(["debug-data", config, *paths(more), *override]) == 0
+    assert "training will fail" not in capsys.readouterr().out
+    labels.write_text(json.dumps(["ORG"]))
+    assert main(["debug-data", config, *paths(more), *override]) == 1
+    assert "train labels ['GPE', 'X'] are not listed" in capsys.readouterr().out
+    # a labels file that is not there: spaCy's reader gives None, initialize reads the corpus
+    assert main(["debug-data", config, *paths(more), *override[:1], str(tmp_path / "none.json")]) == 0
+
+
+def test_a_train_corpus_with_no_labels_fails(more, capsys):
+    assert main(["debug-data", str(more / "config.cfg"), *paths(more), "--components.global_pointer.spans_key", "other"]) == 1
+    assert "! training will fail: no labels" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["a folder", "a missing folder"])
+def test_a_json_path_that_cannot_be_written(more, capsys, where):
+    target = more / "no_spacy_files" if where == "a folder" else more / "missing" / "report.json"
+    assert main(["debug-data", str(more / "config.cfg"), *paths(more), "--json", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(target) in err
+
+
+def test_a_train_file_that_is_not_a_docbin(more, capsys):
+    assert main(["debug-data", str(more / "config.cfg"), *paths(more, train="not_a_docbin.spacy")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read the train corpus") and "not_a_docbin.spacy" in err

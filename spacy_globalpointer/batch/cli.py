@@ -12,7 +12,6 @@ guarantees about its output files.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import srsly
 
-from ..debug_data import DebugDataError, debug_data, print_report
+from ..debug_data import DebugDataError, check_json_path, debug_data, print_report, write_json
 from .core import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHARS, AnnotateError
 from .engines import RayOptions
 from .run import AnnotateOptions, annotate_file
@@ -138,7 +137,8 @@ def add_debug_data_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "debug-data",
         help="report on the spans of a global_pointer component's training data",
-        description="Config overrides (--paths.train PATH ...) go after CONFIG.",
+        description="Config overrides (--paths.train PATH ...) go after CONFIG. Exit status: "
+        "0, 1 when the report finds that training will fail, 2 on an error.",
     )
     p.add_argument("config", type=Path, help="training config (.cfg)")
     p.add_argument(
@@ -157,16 +157,16 @@ def run_debug_data(
     except ValueError as err:
         parser.error(str(err))
     try:
+        if args.json_path is not None:
+            check_json_path(args.json_path)
         report = debug_data(args.config, overrides, args.component)
+        print_report(report)
+        if args.json_path is not None:
+            write_json(report, args.json_path)
     except DebugDataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print_report(report)
-    if args.json_path is not None:
-        args.json_path.write_text(
-            json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-    return 0
+    return 1 if report["fatal"] else 0  # 1: the report says training will fail
 
 
 def build_parser() -> argparse.ArgumentParser:

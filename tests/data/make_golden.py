@@ -6,6 +6,10 @@ gradients of one training batch. Written once, at commit aa17177, so that later 
 the prediction and training code are checked against the code before them:
 
     PYTHONPATH=. python tests/data/make_golden.py tests/data
+
+test_golden.py compares spans exactly and numbers within float32 error bounds; it checks
+that every decision of the golden file is further than those bounds from its threshold, so
+a regenerated file must pass that check too (golden_spread.py measures the spread).
 """
 
 import json
