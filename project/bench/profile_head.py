@@ -45,13 +45,8 @@ PROJECT = BENCH.parent
 if not __package__:
     sys.path.insert(0, str(PROJECT))
 
-from bench.configs import (  # noqa: E402
-    ENCODERS,
-    SYSTEMS,
-    config_text,
-    head_config_text,
-    transformer_overrides,
-)
+from bench.configs import config_text, head_config_text, transformer_overrides  # noqa: E402
+from bench.registry import ENCODERS, SYSTEMS  # noqa: E402
 from bench.run import _set_threads, code_version, encoder_pipes, parse_overrides, relative_listing  # noqa: E402
 from bench.training import update  # noqa: E402
 

@@ -38,14 +38,9 @@ if not __package__:
     # scripts as packages of project/, as the tests and `python -m bench.run` do.
     sys.path.insert(0, str(PROJECT))
 
-from bench.configs import (  # noqa: E402
-    ENCODER_PIPES,
-    ENCODERS,
-    FLAT_SYSTEMS,
-    SYSTEMS,
-    config_text,
-    transformer_overrides,
-)
+from bench import registry  # noqa: E402
+from bench.configs import config_text, transformer_overrides  # noqa: E402
+from bench.registry import DATASETS, ENCODER_PIPES, SYSTEMS, threshold_family  # noqa: E402
 from bench.results import Kind, Role, fold, fold_head_cost  # noqa: E402
 from bench.training import update  # noqa: E402
 from scripts.span_metrics import (  # noqa: E402
@@ -65,31 +60,7 @@ SPANS_KEY = "sc"
 SPAN_COVERAGE = 0.995
 
 
-class Dataset(str, Enum):
-    genia = "genia"
-    cluener = "cluener"
-    weibo = "weibo"
-    conll2003 = "conll2003"
-
-
-# lang, alignment of span edges, split files, held-out split.
-# CLUENER has no labelled test split: its dev set is the held-out split, and model
-# selection uses the last 1,000 sentences of train (not trained on).
-DATASETS: Dict[str, Dict[str, Any]] = {
-    "genia": {"lang": "en", "alignment": "split", "heldout": "test",
-              "splits": {"train": "genia/train.jsonl", "dev": "genia/dev.jsonl", "test": "genia/test.jsonl"},
-              "systems": ["global_pointer", "global_pointer_efficient", "spancat", "spancat_1_3", "crf"]},
-    "cluener": {"lang": "zh", "alignment": "strict", "heldout": "test", "dev_from_train": 1000,
-                "splits": {"train": "cluener/train.jsonl", "test": "cluener/dev.jsonl"},
-                "systems": list(SYSTEMS)},
-    "weibo": {"lang": "zh", "alignment": "strict", "heldout": "test",
-              "splits": {"train": "weibo/train.jsonl", "dev": "weibo/dev.jsonl", "test": "weibo/test.jsonl"},
-              "systems": list(SYSTEMS)},
-    "conll2003": {"lang": "en", "alignment": "strict", "heldout": "test",
-                  "splits": {"train": "conll2003/train.jsonl", "dev": "conll2003/dev.jsonl",
-                             "test": "conll2003/test.jsonl"},
-                  "systems": ["global_pointer", "global_pointer_efficient", "crf", "ner"]},
-}
+Dataset = Enum("Dataset", {name: name for name in DATASETS}, type=str)  # type: ignore[misc]
 
 
 def patience_exhausted(curve: Sequence[Dict[str, Any]], patience: int) -> bool:
@@ -192,18 +163,18 @@ def prepare_corpus(dataset: str, data_dir: Path, corpus_dir: Path) -> Dict[str, 
 
     from scripts.span_utils import Alignment, convert_records, read_jsonl
 
-    spec = DATASETS[dataset]
-    records = {split: list(read_jsonl(data_dir / rel)) for split, rel in spec["splits"].items()}
-    if "dev_from_train" in spec:
-        n = spec["dev_from_train"]
+    spec = registry.dataset(dataset)
+    records = {split: list(read_jsonl(spec.path(split, data_dir))) for split in spec.splits}
+    if spec.dev_from_train:
+        n = spec.dev_from_train
         records["train"], records["dev"] = records["train"][:-n], records["train"][-n:]
-    nlp = spacy.blank(spec["lang"])
-    stats: Dict[str, Any] = {"dataset": dataset, "lang": spec["lang"], "splits": {}}
+    nlp = spacy.blank(spec.lang)
+    stats: Dict[str, Any] = {"dataset": dataset, "lang": spec.lang, "splits": {}}
     corpus_dir.mkdir(parents=True, exist_ok=True)
     lengths: List[int] = []
     for split, recs in records.items():
         docbin, report = convert_records(
-            recs, lang=spec["lang"], spans_key=SPANS_KEY, alignment=Alignment(spec["alignment"])
+            recs, lang=spec.lang, spans_key=SPANS_KEY, alignment=Alignment(spec.alignment)
         )
         out = DocBin(attrs=["ORTH", "SPACY", "ENT_IOB", "ENT_TYPE"], store_user_data=False)
         n_outer = 0
@@ -317,11 +288,10 @@ def _check_alignment(nlp: Any, train_path: Path, n_docs: int = 500, minimum: flo
 def _encoder_overrides(encoder: str) -> Dict[str, Any]:
     """The encoder's run-time config overrides (minilm: this machine's model folder); a
     usage error naming the weights package when it is not installed."""
-    if encoder not in ENCODERS:
-        raise typer.BadParameter(f"unknown encoder {encoder!r}; known: {', '.join(ENCODERS)}")
     try:
+        registry.encoder(encoder)
         return transformer_overrides(encoder)
-    except RuntimeError as err:
+    except (registry.UnknownName, RuntimeError) as err:
         raise typer.BadParameter(str(err)) from err
 
 
@@ -362,13 +332,13 @@ def train_one(
 
     import bench.crf_component  # noqa: F401  (registers the CRF factory)
 
-    spec = DATASETS[dataset.value]
+    spec = registry.dataset(dataset.value)
     stats = json.loads((corpus_dir / "stats.json").read_text())
     paths = corpus_paths(corpus_dir)
-    flat = system in FLAT_SYSTEMS
+    flat = not registry.system(system).nested
     overrides: Dict[str, Any] = {
         "paths.train": str(paths["train"]), "paths.dev": str(paths["dev"]),
-        "nlp.lang": spec["lang"], "system.seed": seed,
+        "nlp.lang": spec.lang, "system.seed": seed,
         "training.max_steps": steps, "training.eval_frequency": eval_every,
         "corpora.train.limit": train_limit,
     }
@@ -379,7 +349,7 @@ def train_one(
     overrides.update(user_overrides)
     # The configs name spaCy's default (whitespace and punctuation) tokenizer; other
     # languages need their own (Chinese: one token per character, as in the corpus).
-    blank_config = spacy.blank(spec["lang"]).config
+    blank_config = spacy.blank(spec.lang).config
     overrides["nlp.tokenizer"] = dict(blank_config["nlp"]["tokenizer"])
     overrides["initialize.tokenizer"] = dict(blank_config["initialize"]["tokenizer"])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -394,7 +364,7 @@ def train_one(
     T = registry.resolve(config["training"], schema=ConfigSchemaTraining)
     train_corpus, _ = resolve_dot_names(config, [T["train_corpus"], T["dev_corpus"]])
     optimizer = T["optimizer"]
-    dev_texts, dev_gold = load_gold(paths["dev"], spec["lang"])
+    dev_texts, dev_gold = load_gold(paths["dev"], spec.lang)
     if flat:
         dev_gold = [outermost(g) for g in dev_gold]
     batches = create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"])
@@ -438,14 +408,14 @@ def train_one(
             break
     stopped_by = stopped_by or "max_epochs"
     best_nlp = spacy.load(out_dir / "model-best")
-    test_texts, test_gold = load_gold(paths[spec["heldout"]], spec["lang"])
+    test_texts, test_gold = load_gold(paths[spec.heldout], spec.lang)
     start = time.perf_counter()
     test_pred = predict_sets(best_nlp, test_texts, flat)
     test = score_predictions(test_pred, test_gold)
     test_seconds = time.perf_counter() - start
-    test.update(heldout_breakdown(test_pred, test_gold, test_texts, spec["lang"], flat))
+    test.update(heldout_breakdown(test_pred, test_gold, test_texts, spec.lang, flat))
     o = test["overall"]
-    print(f"{tag} held-out ({spec['heldout']}): P {o['p']:.4f} R {o['r']:.4f} F {o['f']:.4f}"
+    print(f"{tag} held-out ({spec.heldout}): P {o['p']:.4f} R {o['r']:.4f} F {o['f']:.4f}"
           f" | outermost F {test['outermost']['f']:.4f}", flush=True)
     for line in breakdown_lines(test):
         print(f"{tag} {line}", flush=True)
@@ -456,7 +426,7 @@ def train_one(
         "final_learn_rate": float(optimizer.learn_rate),
         "patience": patience, "stopped_by": stopped_by, "train_limit": train_limit,
         "spancat_sizes": overrides.get("components.spancat.suggester.sizes"),
-        "heldout_split": spec["heldout"],
+        "heldout_split": spec.heldout,
         "init_seconds": init_seconds, "train_seconds": train_seconds, "train_words": words,
         "train_words_per_second": words / train_seconds if train_seconds else 0.0,
         "eval_seconds": eval_seconds, "wall_seconds": time.perf_counter() - wall_start,
@@ -520,7 +490,7 @@ def analyse(
             skipped += 1
             continue
         dataset = result["dataset"]
-        spec = DATASETS[dataset]
+        spec = registry.dataset(dataset)
         cdir = corpus_dir or PROJECT / "corpus" / "bench" / dataset
         stats_path = cdir / "stats.json"
         corpus_dataset = json.loads(stats_path.read_text())["dataset"] if stats_path.exists() else None
@@ -528,14 +498,14 @@ def analyse(
             print(f"{rdir}: a {dataset} run, but {cdir} holds {corpus_dataset or 'no prepared corpus'}, skipped")
             skipped += 1
             continue
-        split = result.get("heldout_split") or spec["heldout"]
+        split = result.get("heldout_split") or spec.heldout
         key = (cdir.resolve(), split)
         if key not in gold_cache:
-            gold_cache[key] = load_gold(corpus_paths(cdir)[split], spec["lang"])
+            gold_cache[key] = load_gold(corpus_paths(cdir)[split], spec.lang)
         texts, gold = gold_cache[key]
-        flat = bool(result.get("flat", result["system"] in FLAT_SYSTEMS))
+        flat = bool(result.get("flat", not registry.system(result["system"]).nested))
         pred = predict_sets(spacy.load(rdir / "model-best"), texts, flat)
-        breakdown = heldout_breakdown(pred, gold, texts, spec["lang"], flat)
+        breakdown = heldout_breakdown(pred, gold, texts, spec.lang, flat)
         # The breakdown should describe the predictions result.json scored: say so when the
         # model predicts differently now (other package code, another tokenizer).
         scored = result["test"]["outermost" if flat else "overall"]
@@ -563,15 +533,6 @@ THRESHOLD_GRIDS = {
     "global_pointer": [round(1 / (1 + math.exp(3.0 - 0.25 * i)), 4) for i in range(17)],
     "spancat": [round(0.1 + 0.05 * i, 2) for i in range(17)],
 }
-
-
-def threshold_family(system: str) -> Optional[str]:
-    """The pipe (and grid) whose threshold a benchmark system's spans pass: its variants
-    (efficient head, other n-gram sizes) share it; None for systems without span scores."""
-    for family in THRESHOLD_GRIDS:
-        if system.startswith(family):
-            return family
-    return None
 
 
 def _scored_spans(nlp: Any, texts: Sequence[str]) -> List[List[Tuple[CharSpan, float]]]:
@@ -609,10 +570,10 @@ def scored_dev_and_heldout(run_dir: Path, pipe_name: str, dataset: str, corpus_d
     pipe = nlp.get_pipe(pipe_name)
     default = float(pipe.cfg["threshold"])
     pipe.cfg["threshold"] = min(grid) - 1e-6
-    spec = DATASETS[dataset]
+    spec = registry.dataset(dataset)
     paths = corpus_paths(corpus_dir)
-    dev_texts, dev_gold = load_gold(paths["dev"], spec["lang"])
-    test_texts, test_gold = load_gold(paths[spec["heldout"]], spec["lang"])
+    dev_texts, dev_gold = load_gold(paths["dev"], spec.lang)
+    test_texts, test_gold = load_gold(paths[spec.heldout], spec.lang)
     return default, (_scored_spans(nlp, dev_texts), dev_gold), (_scored_spans(nlp, test_texts), test_gold)
 
 
@@ -947,7 +908,7 @@ def run(
     systems alternated, `repeats` times. Resumable: finished runs are skipped."""
     ds = dataset.value
     parse_overrides(set_ or [])  # fail before any training on a malformed override
-    system_list = _split_list(systems) if systems else list(DATASETS[ds]["systems"])
+    system_list = _split_list(systems) if systems else list(registry.dataset(ds).systems)
     encoder_list = _split_list(encoders)
     for name in system_list:
         if name not in SYSTEMS:
@@ -989,7 +950,7 @@ def run(
                 if rc:
                     failed.append(f"tune-threshold {encoder}/{system}/seed{seed} (exit {rc})")
     if not skip_timing:
-        test_path = corpus_paths(corpus_dir)[DATASETS[ds]["heldout"]]
+        test_path = corpus_paths(corpus_dir)[registry.dataset(ds).heldout]
         seed = seed_list[0]
         for encoder in encoder_list:
             have = [sy for sy in system_list if (run_dir(output, ds, encoder, sy, seed) / "model-best").exists()]

@@ -18,7 +18,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 pytest.importorskip("torchcrf")
 
-from bench import configs, report, results  # noqa: E402  (after the skip: crf_component needs torchcrf)
+from bench import configs, registry, report, results  # noqa: E402  (after the skip: crf_component needs torchcrf)
 from bench import crf_component as crf  # noqa: E402
 from bench import run as bench_run  # noqa: E402
 from scripts import span_metrics  # noqa: E402
@@ -121,13 +121,13 @@ def test_entry_points_run_as_scripts_from_project():
 
 
 def test_written_configs_are_current_and_load():
-    for encoder in configs.ENCODERS:
-        for system in configs.SYSTEMS:
+    for encoder in registry.ENCODERS:
+        for system in registry.SYSTEMS:
             path = configs.config_path(PROJECT / "bench" / "configs", encoder, system)
             text = configs.config_text(encoder, system)
             assert path.read_text(encoding="utf8") == text, f"rerun python bench/configs.py ({path.name})"
             config = spacy.util.load_config_from_str(text, interpolate=True)
-            assert config["nlp"]["pipeline"][0] == configs.ENCODERS[encoder].pipe
+            assert config["nlp"]["pipeline"] == [registry.ENCODERS[encoder].pipe, registry.SYSTEMS[system].component]
 
 
 def _result(system, f, train_wps, flat=False):
@@ -215,7 +215,7 @@ def test_pick_threshold_chooses_the_dev_f1_maximum():
 
 
 def test_threshold_family_maps_variants_to_their_pipe():
-    assert [bench_run.threshold_family(s) for s in ("global_pointer", "global_pointer_efficient",
+    assert [registry.threshold_family(s) for s in ("global_pointer", "global_pointer_efficient",
                                                      "spancat", "spancat_1_3", "crf", "ner")] == [
         "global_pointer", "global_pointer", "spancat", "spancat", None, None]
 
@@ -375,10 +375,10 @@ def test_patience_stops_only_after_that_many_steps_without_a_better_dev_f():
 
 
 def test_conll2003_is_a_flat_dataset_of_the_shared_data():
-    spec = bench_run.DATASETS["conll2003"]
-    assert spec["lang"] == "en" and spec["heldout"] == "test"
-    assert bench_run.Dataset("conll2003").value == "conll2003"
-    assert "spancat" not in spec["systems"] and {"crf", "ner"} <= set(spec["systems"])
+    spec = registry.dataset("conll2003")
+    assert spec.lang == "en" and spec.heldout == "test" and not spec.nested
+    assert spec.path("test", Path("/data")) == Path("/data/conll2003/test.jsonl")
+    assert "spancat" not in spec.systems and {"crf", "ner"} <= set(spec.systems)
 
 
 def test_training_step_advances_a_scheduled_learning_rate_as_spacy_train_does():

@@ -19,6 +19,7 @@ from spacy.util import filter_spans, load_config_from_str, load_model_from_confi
 pytest.importorskip("torchcrf")
 
 from bench import configs, crf_component  # noqa: E402, F401  (crf_component registers the CRF factory)
+from bench import registry as bench_registry  # noqa: E402
 
 # (text, spans) with nesting: the flat systems train on the outermost spans.
 DOCS = [
@@ -47,7 +48,7 @@ def _examples(nlp):
 
 
 def test_minilm_configs_name_no_model_folder_and_report_a_missing_package(monkeypatch):
-    for system in configs.SYSTEMS:
+    for system in bench_registry.SYSTEMS:
         text = configs.config_text("minilm", system)
         config = load_config_from_str(text, interpolate=False)
         assert config["variables"]["transformer_name"] is None  # filled in at run time
@@ -63,8 +64,8 @@ def test_minilm_config_builds_for_every_system():
     _needs_minilm()
     overrides = configs.transformer_overrides("minilm")
     assert (configs.minilm_path() / "config.json").exists()
-    for system in configs.SYSTEMS:
-        component = configs.SYSTEMS[system][0]
+    for system in bench_registry.SYSTEMS:
+        component = bench_registry.SYSTEMS[system].component
         config = load_config_from_str(configs.config_text("minilm", system), overrides=overrides,
                                       interpolate=True)
         nlp = load_model_from_config(config, auto_fill=True, validate=True)
@@ -93,7 +94,7 @@ def test_minilm_head_trains_predicts_and_is_timed(system, tmp_path, monkeypatch)
     pipelines = {name: profile_head.build_pipeline(name, "minilm", "en", examples, 3, 4, 0)
                  for name in (system, profile_head.TRIVIAL)}
     nlp = pipelines[system].nlp
-    component = configs.SYSTEMS[system][0]
+    component = bench_registry.SYSTEMS[system].component
     assert nlp.get_pipe("transformer").model.get_dim("nO") == 384
     losses = nlp.update(examples, sgd=pipelines[system].optimizer, losses={})
     assert set(losses) == {"transformer", component} and all(math.isfinite(v) for v in losses.values())
