@@ -79,7 +79,7 @@ def experiments() -> None:
 
     for path in sorted(EXPERIMENTS.glob("*.toml")):
         e = load_experiment(path)
-        print(f"{e.name:36} {e.variant:20} {e.dataset:9} {len(e.plan()):3} runs  "
+        print(f"{e.name:36} {e.variant:24} {e.dataset:9} {len(e.plan()):3} runs  "
               f"{e.runs_dir().relative_to(PROJECT)}")
 
 
