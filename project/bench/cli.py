@@ -64,7 +64,10 @@ def run_experiment(
         experiment = load_experiment(path)
     except ExperimentError as err:
         raise typer.BadParameter(str(err)) from err
-    failed = run_it(experiment, data_dir, corpus_root, output, threads, dry_run)
+    try:
+        failed = run_it(experiment, data_dir, corpus_root, output, threads, dry_run)
+    except RuntimeError as err:  # an encoder's weights package missing: before any training
+        raise typer.BadParameter(str(err)) from err
     if collect and not dry_run:
         if experiment.collect is None:
             raise typer.BadParameter(f"{path} has no [collect] table")
@@ -123,7 +126,11 @@ def run(
         parsed = parse_experiment(table, experiment, "run")
     except ExperimentError as err:
         raise typer.BadParameter(str(err)) from err
-    _finish(run_it(parsed, data_dir, corpus_root, output), output)
+    try:
+        failed = run_it(parsed, data_dir, corpus_root, output)
+    except RuntimeError as err:
+        raise typer.BadParameter(str(err)) from err
+    _finish(failed, output)
 
 
 def _known_dataset(name: str) -> registry.Dataset:

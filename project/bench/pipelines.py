@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
+from bench import registry
 from bench.common import SPANS_KEY
 from bench.configs import config_text, head_config_text, transformer_overrides
 from bench.training import update
@@ -123,9 +124,10 @@ def build_pipeline(system: str, encoder: str, lang: str, examples: List[Any], tr
     overrides = {"nlp.lang": lang, "nlp.tokenizer": dict(blank_config["nlp"]["tokenizer"]),
                  "initialize.tokenizer": dict(blank_config["initialize"]["tokenizer"]),
                  **transformer_overrides(encoder)}
-    if system == "spancat":
+    spec = None if system == TRIVIAL else registry.system(system)
+    if spec is not None and spec.family == "spancat" and spec.options.get("sizes") is None:
         longest = max((len(s) for eg in examples for s in eg.reference.spans.get(SPANS_KEY, [])), default=1)
-        overrides["components.spancat.suggester.sizes"] = list(range(1, min(longest, 10) + 1))
+        overrides[f"components.{spec.component}.suggester.sizes"] = list(range(1, min(longest, 10) + 1))
     overrides.update(extra or {})
     # Interpolated: nlp.initialize resolves [training.optimizer] on its own, and minilm's
     # schedule refers to ${training.max_steps}.

@@ -352,7 +352,7 @@ def head_parts(model: Path, texts: Sequence[str], batch_size: int = 256, compone
 
 
 def head_forward(tokens: int = 16, labels: int = 5, efficient: bool = True, calls: int = 2000,
-                 repeats: int = 7, width: int = 96) -> Dict[str, Any]:
+                 repeats: int = 7, width: int = 96, warmup: int = 200) -> Dict[str, Any]:
     """Seconds per call of the torch head's forward on one sentence (batch size 1): what an
     app calling nlp(text) per request pays in the head beyond the encoder, without the
     pipeline around it; the figure to compare two versions of torch_head.py by."""
@@ -372,7 +372,7 @@ def head_forward(tokens: int = 16, labels: int = 5, efficient: bool = True, call
         return (time.perf_counter() - start) / calls
 
     with torch.no_grad():
-        for _ in range(200):  # warm-up: caches, allocator
+        for _ in range(warmup):  # caches, allocator
             head(X, tokens, lengths=lengths)
         seconds = interleaved({"forward": one_repeat}, repeats)["forward"]
     return {"tokens": tokens, "labels": labels, "efficient": efficient, "calls": calls, "repeats": repeats,

@@ -85,7 +85,8 @@ def train_one(dataset: str, encoder: str, system: str, out_dir: Path, corpus_dir
     from scripts.span_metrics import outermost, score_predictions
 
     spec = registry.dataset(dataset)
-    flat = not registry.system(system).nested
+    system_spec = registry.system(system)
+    flat = not system_spec.nested
     stats = json.loads((corpus_dir / "stats.json").read_text())
     paths = corpus_paths(corpus_dir)
     steps, eval_every = schedule.steps, schedule.eval_every
@@ -95,8 +96,9 @@ def train_one(dataset: str, encoder: str, system: str, out_dir: Path, corpus_dir
         "training.max_steps": steps, "training.eval_frequency": eval_every,
         "corpora.train.limit": schedule.train_limit,
     }
-    if system == "spancat":
-        config_overrides["components.spancat.suggester.sizes"] = stats["spancat_sizes"]
+    if system_spec.family == "spancat" and system_spec.options.get("sizes") is None:
+        # n-gram sizes from the data: those covering 99.5% of the training spans
+        config_overrides[f"components.{system_spec.component}.suggester.sizes"] = stats["spancat_sizes"]
     config_overrides.update(transformer_overrides(encoder))
     user_overrides = dict(overrides or {})
     config_overrides.update(user_overrides)
@@ -190,7 +192,7 @@ def train_one(dataset: str, encoder: str, system: str, out_dir: Path, corpus_dir
         "steps_run": step, "max_train_seconds": schedule.max_train_seconds, "overrides": user_overrides,
         "final_learn_rate": float(optimizer.learn_rate),
         "patience": schedule.patience, "stopped_by": stopped_by, "train_limit": schedule.train_limit,
-        "spancat_sizes": config_overrides.get("components.spancat.suggester.sizes"),
+        "spancat_sizes": config_overrides.get(f"components.{system_spec.component}.suggester.sizes"),
         "heldout_split": spec.heldout, "model_used": model_used,
         "init_seconds": init_seconds, "train_seconds": train_seconds, "train_words": words,
         "train_words_per_second": words / train_seconds if train_seconds else 0.0,

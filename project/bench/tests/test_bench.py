@@ -526,6 +526,6 @@ def test_time_pipeline_and_profile_of_a_saved_pipeline(saved_model, monkeypatch)
 
 
 def test_time_forward_reports_a_median_per_call():
-    figures = timing.head_forward(tokens=4, labels=2, calls=5, repeats=3)
+    figures = timing.head_forward(tokens=4, labels=2, calls=5, repeats=3, warmup=5)
     assert len(figures["seconds_per_call"]) == 3
     assert figures["median_seconds_per_call"] == sorted(figures["seconds_per_call"])[1] > 0
