@@ -66,7 +66,7 @@ def run_experiment(
         raise typer.BadParameter(str(err)) from err
     try:
         failed = run_it(experiment, data_dir, corpus_root, output, threads, dry_run)
-    except RuntimeError as err:  # an encoder's weights package missing: before any training
+    except (RuntimeError, FileNotFoundError) as err:  # no weights package, no data: before any training
         raise typer.BadParameter(str(err)) from err
     if collect and not dry_run:
         if experiment.collect is None:
@@ -128,7 +128,7 @@ def run(
         raise typer.BadParameter(str(err)) from err
     try:
         failed = run_it(parsed, data_dir, corpus_root, output)
-    except RuntimeError as err:
+    except (RuntimeError, FileNotFoundError) as err:
         raise typer.BadParameter(str(err)) from err
     _finish(failed, output)
 

@@ -33,6 +33,10 @@ def prepare_corpus(dataset: str, data_dir: Path, corpus_dir: Path) -> Dict[str, 
     from scripts.span_utils import Alignment, convert_records, read_jsonl
 
     spec = registry.dataset(dataset)
+    missing = [str(spec.path(split, data_dir)) for split in spec.splits if not spec.path(split, data_dir).exists()]
+    if missing:
+        raise FileNotFoundError(f"dataset {dataset!r}: no {', '.join(missing)} (give the shared data folder: "
+                                f"--data-dir, or the environment variable BENCH_DATA_DIR)")
     records = {split: list(read_jsonl(spec.path(split, data_dir))) for split in spec.splits}
     if spec.dev_from_train:
         n = spec.dev_from_train

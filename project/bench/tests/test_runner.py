@@ -169,3 +169,9 @@ batch1_docs = 2
     assert not (runs / "crf" / "seed0" / "threshold.json").exists()  # no span scores
     again = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("done, skipped") == 2
+
+
+def test_missing_data_names_the_files_and_how_to_point_at_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"dataset 'cluener': no .*cluener/train.jsonl, .*cluener/dev.jsonl \(give"):
+        corpus.prepare_corpus("cluener", tmp_path, tmp_path / "corpus")
+    assert not (tmp_path / "corpus").exists()
