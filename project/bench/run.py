@@ -1041,7 +1041,7 @@ def collect_head_cost(
     role: Annotated[Role, typer.Option(help="The package's side of the comparison")] = Role.current,
     session: Annotated[Optional[str], typer.Option(
         help="Measurement session the runs belong to (alternated runs compared with each other); default: each file's folder name")] = None,
-    into: Annotated[Path, typer.Option(help="Compact head-cost file")] = BENCH / "results" / "head_cost.json",
+    into: Annotated[Path, typer.Option(help="Results file of head-cost records")] = BENCH / "results" / "head_cost" / "head_cost.json",
 ) -> None:
     """Fold head-cost measurements (bench/profile_head.py --output) into head_cost.json;
     a file already collected (same session and file name) is replaced. Then rebuild the
