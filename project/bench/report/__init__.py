@@ -1,8 +1,8 @@
 """The results page (project/BENCHMARKS.md), the README's results block and the charts,
 generated whole from the results store (bench/results/, see bench/results.py):
 
-    python -m bench.report            # in project/: write all three
-    python -m bench.report --check    # exit 1 if a committed output differs
+    python -m bench report            # in project/ (or python -m bench.report): write all three
+    python -m bench report --check    # exit 1 if a committed output differs
 
 Sections: method, results at convergence, the variants tried, speed and the head's cost,
 then the earlier fixed-budget comparisons. Lab notes (bench/NOTES.md) are linked, not
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from bench.records import HeadCostRecord, HeadPartsRecord, Record, TimingRecord, TrainRecord
 from bench.report.common import dataset_info, encoder_name
@@ -116,16 +116,16 @@ def replace_block(readme: str, block: str) -> str:
     return f"{head}{START}\n{block}{END}{tail}"
 
 
-def main(argv: Sequence[str] = ()) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS, help="results folder (bench/results)")
     parser.add_argument("--page", type=Path, default=PAGE, help="results page to write (BENCHMARKS.md)")
     parser.add_argument("--readme", type=Path, default=README, help="README with the results markers")
     parser.add_argument("--figures", type=Path, default=FIGURES, help="folder for the charts")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the page or README differ")
-    args = parser.parse_args(list(argv) or None)
+    args = parser.parse_args(None if argv is None else list(argv))
     records = load_records(args.results)
     out = build(records)
     readme = replace_block(args.readme.read_text(encoding="utf8"), out.readme_block)

@@ -7,54 +7,45 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from bench import registry
 from bench.records import TrainRecord
 
-SYSTEM_ORDER = ["global_pointer_efficient", "global_pointer", "spancat", "spancat_1_3", "crf", "ner"]
-SYSTEM_NAMES = {
-    "global_pointer": "global_pointer (per-label head)",
-    "global_pointer_efficient": "global_pointer (efficient head, the default)",
-    "spancat": "spancat (sizes covering 99.5%)",
-    "spancat_1_3": "spancat (sizes 1-3)",
-    "crf": "CRF tagger",
-    "ner": "spaCy ner",
-}
-ENCODER_NAMES = {"cnn": "CNN", "bilstm": "BiLSTM", "minilm": "MiniLM (all-MiniLM-L6-v2)"}
+SYSTEM_ORDER = list(registry.SYSTEMS)
+SYSTEM_ORDER.insert(0, SYSTEM_ORDER.pop(SYSTEM_ORDER.index("global_pointer_efficient")))  # the default head first
 HEADS = ("global_pointer_efficient", "global_pointer")  # this package's systems
+LANGUAGES = {"en": "English", "zh": "Chinese"}
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    name: str
+    name: str  # display name
     language: str
     nested: bool
-    heldout: str  # the split scored, in words
-    sentences: str  # train / dev / test
-
-
-# The corpora (/work/shared/data/README.md). One lookup (dataset_info) until the harness's
-# registry names them.
-_DATASETS = {
-    "genia": DatasetInfo("GENIA", "English (biomedical)", True, "test", "15,038 / 1,765 / 1,732"),
-    "conll2003": DatasetInfo("CoNLL-2003", "English (news)", False, "test (eng.testb)",
-                             "14,041 / 3,250 / 3,453"),
-    "weibo": DatasetInfo("Weibo", "Chinese (social media)", False, "test", "1,350 / 270 / 270"),
-    "cluener": DatasetInfo("CLUENER", "Chinese", False,
-                           "the official dev set (it publishes no test labels; model selection "
-                           "on the last 1,000 training sentences, not trained on)",
-                           "10,748 / 1,343 / —"),
-}
+    heldout: str  # the held-out split, in words
+    splits: str  # the split files
 
 
 def dataset_info(dataset: str) -> DatasetInfo:
-    return _DATASETS.get(dataset, DatasetInfo(dataset, "?", False, "test", "?"))
+    """Display name, language, nestedness and splits of a corpus, from bench/registry.py; a
+    name the registry does not list is shown as it is (flat, held-out split "test")."""
+    spec = registry.DATASETS.get(dataset)
+    if spec is None:
+        return DatasetInfo(dataset, "?", False, "test", "?")
+    heldout = spec.heldout_note.split("held-out split: ", 1)[-1] if spec.heldout_note else spec.heldout
+    splits = ", ".join(f"{name}: `{file}`" for name, file in spec.splits.items())
+    if spec.dev_from_train:
+        splits += f"; dev: the last {spec.dev_from_train:,} train sentences"
+    return DatasetInfo(spec.display, LANGUAGES.get(spec.lang, spec.lang), spec.nested, heldout, splits)
 
 
 def system_name(system: str) -> str:
-    return SYSTEM_NAMES.get(system, system)
+    spec = registry.SYSTEMS.get(system)
+    return spec.display if spec else system
 
 
 def encoder_name(encoder: str) -> str:
-    return ENCODER_NAMES.get(encoder, encoder)
+    spec = registry.ENCODERS.get(encoder)
+    return spec.display if spec else encoder
 
 
 def system_order(system: str) -> Tuple[int, str]:

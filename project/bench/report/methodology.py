@@ -55,9 +55,9 @@ def methodology_section(runs: Sequence[TrainRecord]) -> List[str]:
     for d in datasets:
         info = dataset_info(d)
         limits = sorted({r.train_limit for r in runs if r.dataset == d and r.train_limit})
-        lines.append([info.name, info.language, "nested" if info.nested else "flat", info.sentences, info.heldout,
+        lines.append([info.name, info.language, "nested" if info.nested else "flat", info.splits, info.heldout,
                       ", ".join(f"first {n:,} docs" for n in limits) or "—"])
     out += ["", "Corpora (`../shared/data/`, never copied into the repository):", "",
-            table(["corpus", "language", "spans", "sentences train / dev / test", "held-out split",
+            table(["corpus", "language", "spans", "splits (files)", "held-out split",
                    "training subsets used (MiniLM)"], lines), ""]
     return out

@@ -81,7 +81,7 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
             lines.append([
                 info.name if system == next(iter(systems)) else "", encoder_name(encoder).split(" ")[0]
                 if system == next(iter(systems)) else "",
-                system_name(system).replace(" (efficient head, the default)", "") + (" †" if cap else ""),
+                system_name(system) + (" †" if cap else ""),
                 str(len(rs)), mean_std(test_f(r) for r in rs), versus,
                 mean_std(r.test.nested_recall for r in rs) if info.nested else "—",
                 minutes(mean(r.best.wall_seconds for r in rs)), num(speed)])

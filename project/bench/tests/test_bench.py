@@ -12,16 +12,14 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
-import typer
 from spacy.training import Example
 
 PROJECT = Path(__file__).resolve().parents[2]
 
 pytest.importorskip("torchcrf")
 
-from bench import configs, results  # noqa: E402  (after the skip: crf_component needs torchcrf)
+from bench import common, configs, registry, results, thresholds, timing, training  # noqa: E402  (after the skip: crf_component needs torchcrf)  # noqa: E402
 from bench import crf_component as crf  # noqa: E402
-from bench import run as bench_run  # noqa: E402
 from scripts import span_metrics  # noqa: E402
 
 TINY_TOK2VEC = {
@@ -115,42 +113,47 @@ def test_entry_points_run_as_scripts_from_project():
     # The bench imports bench and scripts as packages, evaluate.py its sibling span_metrics:
     # both must work as the commands in project.yml run them, with nothing on PYTHONPATH.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    for command in (["bench/run.py"], ["-m", "bench.report"], ["scripts/evaluate.py"]):
-        out = subprocess.run([sys.executable, *command, "--help"], cwd=PROJECT, env=env,
+    for command in (["-m", "bench", "--help"], ["-m", "bench", "report", "--help"],
+                    ["-m", "bench", "time", "parts", "--help"], ["scripts/evaluate.py", "--help"]):
+        out = subprocess.run([sys.executable, *command], cwd=PROJECT, env=env,
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, f"{command}: {out.stderr}"
+    assert "--figures" in out.stdout or "--figures" in subprocess.run(
+        [sys.executable, "-m", "bench", "report", "--help"], cwd=PROJECT, env=env, capture_output=True,
+        text=True, timeout=120).stdout
 
 
 def test_written_configs_are_current_and_load():
-    for encoder in configs.ENCODERS:
-        for system in configs.SYSTEMS:
+    for encoder in registry.ENCODERS:
+        for system in registry.SYSTEMS:
             path = configs.config_path(PROJECT / "bench" / "configs", encoder, system)
             text = configs.config_text(encoder, system)
             assert path.read_text(encoding="utf8") == text, f"rerun python bench/configs.py ({path.name})"
             config = spacy.util.load_config_from_str(text, interpolate=True)
-            assert config["nlp"]["pipeline"][0] == configs.ENCODERS[encoder].pipe
+            assert config["nlp"]["pipeline"] == [registry.ENCODERS[encoder].pipe, registry.SYSTEMS[system].component]
 
 
 def test_parse_overrides_reads_json_values_and_rejects_malformed_items():
-    parsed = bench_run.parse_overrides(["training.optimizer.learn_rate=0.002", "training.dropout=0.2",
+    parsed = common.parse_overrides(["training.optimizer.learn_rate=0.002", "training.dropout=0.2",
                                         "components.x.flag=true", "nlp.lang=zh"])
     assert parsed == {"training.optimizer.learn_rate": 0.002, "training.dropout": 0.2,
                       "components.x.flag": True, "nlp.lang": "zh"}
-    with pytest.raises(typer.BadParameter, match="learn_rate"):
-        bench_run.parse_overrides(["learn_rate"])
+    with pytest.raises(common.BadOverride, match="learn_rate"):
+        common.parse_overrides(["learn_rate"])
+    assert common.parse_overrides(common.override_args(parsed)[1::2]) == parsed  # the runner's round trip
 
 
 def test_pick_threshold_chooses_the_dev_f1_maximum():
     gold = [{(0, 4, "A"), (5, 9, "B")}]
     scored = [[((0, 4, "A"), 0.5), ((5, 9, "B"), -0.6), ((2, 3, "A"), -1.2)]]
-    best, curve = bench_run.pick_threshold(scored, gold, [-1.5, -1.0, -0.5, 0.0])
+    best, curve = thresholds.pick_threshold(scored, gold, [-1.5, -1.0, -0.5, 0.0])
     # -1.5 keeps all three (P 2/3, R 1); -1.0 keeps exactly the gold; higher drops B.
     assert best["threshold"] == -1.0 and best["f"] == 1.0
     assert [round(row["f"], 3) for row in curve] == [0.8, 1.0, 0.667, 0.667]
 
 
 def test_threshold_family_maps_variants_to_their_pipe():
-    assert [bench_run.threshold_family(s) for s in ("global_pointer", "global_pointer_efficient",
+    assert [registry.threshold_family(s) for s in ("global_pointer", "global_pointer_efficient",
                                                      "spancat", "spancat_1_3", "crf", "ner")] == [
         "global_pointer", "global_pointer", "spancat", "spancat", None, None]
 
@@ -182,8 +185,8 @@ def test_profile_listing_names_no_install_or_checkout_folder():
     import site
 
     line = f"  8  0.011  {site.getsitepackages()[0]}/thinc/layers/residual.py:28(forward)\n"
-    here = f"  1  0.001  {bench_run.PROJECT}/bench/crf_component.py:228(_gold_tags)\n"
-    assert bench_run.relative_listing(line + here) == (
+    here = f"  1  0.001  {common.PROJECT}/bench/crf_component.py:228(_gold_tags)\n"
+    assert timing.relative_listing(line + here) == (
         "  8  0.011  thinc/layers/residual.py:28(forward)\n  1  0.001  project/bench/crf_component.py:228(_gold_tags)\n")
 
 
@@ -193,18 +196,18 @@ def _curve(*points):
 
 def test_patience_stops_only_after_that_many_steps_without_a_better_dev_f():
     curve = _curve((100, 0.5), (200, 0.6), (300, 0.59), (400, 0.6))
-    assert not bench_run.patience_exhausted(curve, 0)  # off
-    assert bench_run.patience_exhausted(curve, 200)  # best at 200 (a tie later is no gain)
-    assert not bench_run.patience_exhausted(curve, 300)
-    assert not bench_run.patience_exhausted(_curve((100, 0.5), (200, 0.7)), 100)
-    assert not bench_run.patience_exhausted([], 100)
+    assert not training.patience_exhausted(curve, 0)  # off
+    assert training.patience_exhausted(curve, 200)  # best at 200 (a tie later is no gain)
+    assert not training.patience_exhausted(curve, 300)
+    assert not training.patience_exhausted(_curve((100, 0.5), (200, 0.7)), 100)
+    assert not training.patience_exhausted([], 100)
 
 
 def test_conll2003_is_a_flat_dataset_of_the_shared_data():
-    spec = bench_run.DATASETS["conll2003"]
-    assert spec["lang"] == "en" and spec["heldout"] == "test"
-    assert bench_run.Dataset("conll2003").value == "conll2003"
-    assert "spancat" not in spec["systems"] and {"crf", "ner"} <= set(spec["systems"])
+    spec = registry.dataset("conll2003")
+    assert spec.lang == "en" and spec.heldout == "test" and not spec.nested
+    assert spec.path("test", Path("/data")) == Path("/data/conll2003/test.jsonl")
+    assert "spancat" not in spec.systems and {"crf", "ner"} <= set(spec.systems)
 
 
 def test_training_step_advances_a_scheduled_learning_rate_as_spacy_train_does():
@@ -212,8 +215,6 @@ def test_training_step_advances_a_scheduled_learning_rate_as_spacy_train_does():
     # ever (the minilm runs before this fix did). After n steps the rate is the schedule's
     # (n+1)th value, as thinc's own generator gives it; the weights move.
     from thinc.api import Adam, warmup_linear
-
-    from bench import training
 
     nlp, examples = _crf_nlp()
     nlp.initialize(lambda: examples)
@@ -231,52 +232,90 @@ def test_training_step_advances_a_scheduled_learning_rate_as_spacy_train_does():
     assert any(not numpy.array_equal(b, a) for b, a in zip(before, after))
 
 
-def test_profile_head_trains_with_the_schedule_stepped():
-    from bench import profile_head
+def test_pipelines_train_with_the_schedule_stepped():
+    from bench import pipelines
 
-    examples = profile_head.load_examples(None, "en", 8, 0)
+    examples = pipelines.load_examples(None, "en", 8, 0)
     schedule = {"@schedules": "warmup_linear.v1", "initial_rate": 0.002, "warmup_steps": 4, "total_steps": 100}
-    trained = profile_head.build_pipeline("global_pointer_efficient", "cnn", "en", examples, 2, 4, 0,
-                                          extra={"training.optimizer.learn_rate": schedule})
+    trained = pipelines.build_pipeline("global_pointer_efficient", "cnn", "en", examples, 2, 4, 0,
+                                       extra={"training.optimizer.learn_rate": schedule})
     assert trained.optimizer.learn_rate == pytest.approx(0.002 * 2 / 4)  # two steps into the warmup
 
 
-def test_profile_head_times_a_head_against_its_encoder_and_a_trivial_head():
-    from bench import profile_head
+def test_rotation_and_interleaved_repeats_alternate_the_order():
+    assert [timing.rotation("abc", r) for r in range(4)] == [list("abc"), list("bca"), list("cab"), list("abc")]
+    assert timing.rotation([], 3) == []
+    calls = []
 
-    profile_head._register_trivial_head()
-    examples = profile_head.load_examples(None, "en", 24, 0)
+    def task(name, seconds):
+        return lambda: calls.append(name) or seconds
+
+    seconds = timing.interleaved({"a": task("a", 1.0), "b": task("b", 2.0)}, 3)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+    assert seconds == {"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}
+    # Ratios repeat by repeat, then the median: (2/1, 6/2, 1/4) -> 2.0, not median(a)/median(b).
+    assert timing.paired_median([2.0, 6.0, 1.0], [1.0, 2.0, 4.0]) == 2.0
+
+
+def test_head_cost_times_a_head_against_its_encoder_and_a_trivial_head():
+    from bench import pipelines
+
+    examples = pipelines.load_examples(None, "en", 24, 0)
     assert len(examples) == 24 and any(eg.reference.spans["sc"] for eg in examples)
-    pipelines = {
-        name: profile_head.build_pipeline(name, "cnn", "en", examples, 2, 8, 0)
-        for name in ("global_pointer_efficient", profile_head.TRIVIAL)
+    built = {
+        name: pipelines.build_pipeline(name, "cnn", "en", examples, 2, 8, 0)
+        for name in ("global_pointer_efficient", pipelines.TRIVIAL)
     }
     texts = [eg.predicted.text for eg in examples]
-    figures = profile_head.measure(pipelines, examples, texts, 4, 16, 8, 1)
+    figures = timing.head_cost(built, examples, texts, 4, 16, 8, 2, pipelines.TRIVIAL)
     row = figures["systems"]["global_pointer_efficient"]
+    raw, trivial_raw = row["raw_seconds"], figures["systems"][pipelines.TRIVIAL]["raw_seconds"]
     for label in ("batch1", "large"):
-        assert 0 < row[label]["throughput_vs_encoder"] and row[label]["head_share"] < 1
-    assert row["train_vs_trivial_head"] > 0 and "batch1" not in figures["systems"][profile_head.TRIVIAL]
-    listings = profile_head.profiles(pipelines["global_pointer_efficient"], examples, texts, 4, 16, 8, 5, True)
+        pipe_s, enc_s = raw[f"{label}_pipeline_s"], raw[f"{label}_encoder_s"]
+        assert len(pipe_s) == len(enc_s) == 2
+        assert row[label]["throughput_vs_encoder"] == pytest.approx(
+            sorted(e / p for p, e in zip(pipe_s, enc_s))[0] / 2 + sorted(e / p for p, e in zip(pipe_s, enc_s))[1] / 2)
+        assert row[label]["head_share"] == pytest.approx(1 - row[label]["throughput_vs_encoder"])
+    assert row["train_vs_trivial_head"] == pytest.approx(
+        sum(t / s for s, t in zip(raw["train_s"], trivial_raw["train_s"])) / 2)
+    assert "batch1" not in figures["systems"][pipelines.TRIVIAL]
+    listings = timing.head_cost_profiles(built["global_pointer_efficient"], examples, texts, 4, 16, 8, 5, True)
     assert any("torch.profiler" in title for title in listings)
     assert all("function calls" in text for title, text in listings.items() if title.startswith("cProfile"))
 
 
-def test_time_head_parts_times_encoder_forward_and_decoding_of_a_saved_pipeline(tmp_path):
-    from bench import profile_head, time_head_parts
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A global_pointer pipeline updated twice, saved, with 24 docs as JSONL and DocBin."""
+    from spacy.tokens import DocBin
 
-    examples = profile_head.load_examples(None, "en", 24, 0)
-    nlp = profile_head.build_pipeline("global_pointer_efficient", "cnn", "en", examples, 2, 8, 0).nlp
+    from bench import pipelines
+
+    tmp = tmp_path_factory.mktemp("model")
+    examples = pipelines.load_examples(None, "en", 24, 0)
+    nlp = pipelines.build_pipeline("global_pointer_efficient", "cnn", "en", examples, 2, 8, 0).nlp
     assert nlp.pipe_names == ["tok2vec", "global_pointer"]
     nlp.get_pipe("global_pointer").cfg["threshold"] = 0.3  # an untrained head: some spans
-    nlp.to_disk(tmp_path / "model")
+    nlp.to_disk(tmp / "model")
     texts = [eg.predicted.text for eg in examples]
-    data = tmp_path / "docs.jsonl"
-    data.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
-    out = tmp_path / "parts.json"
-    time_head_parts.main(tmp_path / "model", data, docs=20, batch_size=8, repeats=2, output=out)
+    (tmp / "docs.jsonl").write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+    DocBin(docs=[eg.reference for eg in examples]).to_disk(tmp / "docs.spacy")
+    return tmp, texts
+
+
+def test_time_parts_times_encoder_forward_and_decoding_of_a_saved_pipeline(saved_model, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bench import cli, timing_cli
+
+    monkeypatch.setattr(timing_cli, "set_threads", lambda threads: None)  # keep the test process's
+    tmp, texts = saved_model
+    out = tmp / "parts.json"
+    result = CliRunner().invoke(cli.app, ["time", "parts", str(tmp / "model"), str(tmp / "docs.jsonl"), "--docs", "20",
+                                          "--batch-size", "8", "--repeats", "2", "--output", str(out)])
+    assert result.exit_code == 0, result.output
     figures = json.loads(out.read_text())
-    reloaded = spacy.load(tmp_path / "model")
+    reloaded = spacy.load(tmp / "model")
     expected_spans = sum(len(doc.spans["sc"]) for doc in reloaded.pipe(texts[:20], batch_size=8))
     assert figures["docs"] == 20 and figures["spans"] == expected_spans > 0
     assert figures["words"] == sum(len(reloaded.make_doc(text)) for text in texts[:20])
@@ -284,3 +323,35 @@ def test_time_head_parts_times_encoder_forward_and_decoding_of_a_saved_pipeline(
     medians = figures["medians"]
     assert figures["head_share"] == pytest.approx(
         (medians["forward"] + medians["decode"]) / sum(medians.values()))
+    assert "head share" in result.output
+
+
+def test_time_pipeline_and_profile_of_a_saved_pipeline(saved_model, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bench import cli, timing_cli
+
+    monkeypatch.setattr(timing_cli, "set_threads", lambda threads: None)
+    tmp, texts = saved_model
+    runner = CliRunner()
+    result = runner.invoke(cli.app, ["time", "pipeline", str(tmp / "model"), str(tmp / "docs.spacy"),
+                                     str(tmp / "timing.json"), "--batch1-docs", "4", "--large-batch", "8",
+                                     "--train-data", str(tmp / "docs.spacy"), "--train-docs", "24"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads((tmp / "timing.json").read_text())
+    words = sum(len(spacy.blank("en").make_doc(text)) for text in texts)
+    assert figures["full"]["large"]["words"] == figures["encoder_only"]["large"]["words"] == words
+    assert figures["full"]["batch1"]["words"] == sum(len(spacy.blank("en").make_doc(t)) for t in texts[:4])
+    # 24 docs in batches of 16: the first batch warms up, the second (8 docs) is timed.
+    assert figures["train"]["words"] == sum(len(spacy.blank("en").make_doc(t)) for t in texts[16:])
+    assert set(figures["code"]) >= {"commit", "package_commit"}
+    result = runner.invoke(cli.app, ["time", "profile", str(tmp / "model"), str(tmp / "docs.spacy"),
+                                     str(tmp / "profile.txt"), "--docs", "24"])
+    assert result.exit_code == 0, result.output
+    assert "function calls" in (tmp / "profile.txt").read_text()
+
+
+def test_time_forward_reports_a_median_per_call():
+    figures = timing.head_forward(tokens=4, labels=2, calls=5, repeats=3)
+    assert len(figures["seconds_per_call"]) == 3
+    assert figures["median_seconds_per_call"] == sorted(figures["seconds_per_call"])[1] > 0

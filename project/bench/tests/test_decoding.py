@@ -1,9 +1,9 @@
-"""Decoding variants of bench/run.py (decode-variants): flat decoding and per-label
+"""Decoding variants of bench/thresholds.py (decode-variants): flat decoding and per-label
 thresholds, on hand-made scored spans."""
 
 import pytest
 
-from bench.run import non_overlapping, per_label_thresholds
+from bench.thresholds import non_overlapping, per_label_thresholds
 
 
 def test_non_overlapping_keeps_the_best_scoring_spans_that_share_no_character():
@@ -34,7 +34,7 @@ def test_per_label_thresholds_are_tuned_one_label_at_a_time():
 
 
 def test_pooled_labels_keep_the_best_label_scored_by_the_sum():
-    from bench.run import pooled_labels
+    from bench.thresholds import pooled_labels
 
     doc = [((0, 5, "ORG"), 0.3), ((0, 5, "LOC"), 0.35), ((7, 9, "PER"), 0.9)]
     pooled = dict(pooled_labels(doc))

@@ -128,7 +128,7 @@ def test_counts_agree_with_score_predictions():
     assert (errors["tp"], errors["predicted"], errors["gold"]) == (overall["tp"], overall["predicted"], overall["gold"])
 
 
-# --- bench/run.py analyse: the breakdown added to finished runs' result.json ------------------
+# --- python -m bench analyse: the breakdown added to finished runs' result.json ------------------
 
 
 def _pipeline(tmp_path, name, pipe, patterns):
@@ -172,9 +172,9 @@ def test_analyse_adds_the_breakdown_to_result_json_and_changes_nothing_else(tmp_
     from spacy.tokens import DocBin
     from typer.testing import CliRunner
 
-    from bench import run as bench_run
+    from bench import analysis, cli
 
-    monkeypatch.setattr(bench_run, "_set_threads", lambda threads: None)  # keep this process's threads
+    monkeypatch.setattr(analysis, "set_threads", lambda threads: None)  # keep this process's threads
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     nlp = spacy.blank("en")
@@ -202,8 +202,9 @@ def test_analyse_adds_the_breakdown_to_result_json_and_changes_nothing_else(tmp_
     _run(runs, "genia", "spancat", None, overall=overall, outermost=overall)  # no model-best
     _run(runs, "weibo", "crf", flat_model, overall=overall, outermost=overall)  # not this corpus
 
+    cli_app = cli.app
     cli = CliRunner()
-    out = cli.invoke(bench_run.app, ["analyse", "--all", str(runs), "--corpus-dir", str(corpus)])
+    out = cli.invoke(cli_app, ["analyse", "--all", str(runs), "--corpus-dir", str(corpus)])
     assert out.exit_code == 0, out.output
     assert f"{runs / 'genia/cnn/spancat/seed0'}: no model-best/, skipped" in out.output
     assert f"{runs / 'weibo/cnn/crf/seed0'}: a weibo run, but {corpus} holds genia, skipped" in out.output
@@ -235,15 +236,15 @@ def test_analyse_adds_the_breakdown_to_result_json_and_changes_nothing_else(tmp_
 
     # Run again: already there, skipped and left as it is; --force recomputes.
     before = (span_dir / "result.json").read_bytes()
-    out = cli.invoke(bench_run.app, ["analyse", str(span_dir), "--corpus-dir", str(corpus)])
+    out = cli.invoke(cli_app, ["analyse", str(span_dir), "--corpus-dir", str(corpus)])
     assert "already analysed, skipped (--force to recompute)" in out.output
     assert (span_dir / "result.json").read_bytes() == before
     stale = json.loads(before)
     stale["test"]["errors"]["fp"]["spurious"] = 99
     (span_dir / "result.json").write_text(json.dumps(stale), encoding="utf8")
-    out = cli.invoke(bench_run.app, ["analyse", str(span_dir), "--corpus-dir", str(corpus), "--force"])
+    out = cli.invoke(cli_app, ["analyse", str(span_dir), "--corpus-dir", str(corpus), "--force"])
     assert out.exit_code == 0, out.output
     assert json.loads((span_dir / "result.json").read_text(encoding="utf8"))["test"]["errors"]["fp"]["spurious"] == 1
     assert not list(span_dir.glob("*.tmp"))
 
-    assert cli.invoke(bench_run.app, ["analyse"]).exit_code != 0  # nothing to analyse
+    assert cli.invoke(cli_app, ["analyse"]).exit_code != 0  # nothing to analyse

@@ -6,7 +6,6 @@ them they skip, with the reason. Nothing is downloaded from a model hub.
 """
 
 import itertools
-import json
 import math
 import sys
 
@@ -19,6 +18,7 @@ from spacy.util import filter_spans, load_config_from_str, load_model_from_confi
 pytest.importorskip("torchcrf")
 
 from bench import configs, crf_component  # noqa: E402, F401  (crf_component registers the CRF factory)
+from bench import registry as bench_registry  # noqa: E402
 
 # (text, spans) with nesting: the flat systems train on the outermost spans.
 DOCS = [
@@ -47,7 +47,7 @@ def _examples(nlp):
 
 
 def test_minilm_configs_name_no_model_folder_and_report_a_missing_package(monkeypatch):
-    for system in configs.SYSTEMS:
+    for system in bench_registry.SYSTEMS:
         text = configs.config_text("minilm", system)
         config = load_config_from_str(text, interpolate=False)
         assert config["variables"]["transformer_name"] is None  # filled in at run time
@@ -63,8 +63,8 @@ def test_minilm_config_builds_for_every_system():
     _needs_minilm()
     overrides = configs.transformer_overrides("minilm")
     assert (configs.minilm_path() / "config.json").exists()
-    for system in configs.SYSTEMS:
-        component = configs.SYSTEMS[system][0]
+    for system in bench_registry.SYSTEMS:
+        component = bench_registry.SYSTEMS[system].component
         config = load_config_from_str(configs.config_text("minilm", system), overrides=overrides,
                                       interpolate=True)
         nlp = load_model_from_config(config, auto_fill=True, validate=True)
@@ -82,34 +82,30 @@ def test_minilm_config_builds_for_every_system():
 @pytest.mark.slow
 @pytest.mark.parametrize("system", ["global_pointer_efficient", "crf"])
 def test_minilm_head_trains_predicts_and_is_timed(system, tmp_path, monkeypatch):
-    """A few updates on 4 docs as profile_head.py builds its pipelines, then run.py's
-    measure on the saved pipeline (encoder alone = the transformer; training updates)."""
+    """A few updates on 4 docs as `time head-cost` builds its pipelines, then `time pipeline`
+    on the saved pipeline (encoder alone = the transformer; training updates)."""
     _needs_minilm()
-    from bench import profile_head
-    from bench import run as bench_run
+    from bench import pipelines, timing
 
     examples = _examples(spacy.blank("en"))
-    profile_head._register_trivial_head()
-    pipelines = {name: profile_head.build_pipeline(name, "minilm", "en", examples, 3, 4, 0)
-                 for name in (system, profile_head.TRIVIAL)}
-    nlp = pipelines[system].nlp
-    component = configs.SYSTEMS[system][0]
+    built = {name: pipelines.build_pipeline(name, "minilm", "en", examples, 3, 4, 0)
+             for name in (system, pipelines.TRIVIAL)}
+    nlp = built[system].nlp
+    component = bench_registry.SYSTEMS[system].component
     assert nlp.get_pipe("transformer").model.get_dim("nO") == 384
-    losses = nlp.update(examples, sgd=pipelines[system].optimizer, losses={})
+    losses = nlp.update(examples, sgd=built[system].optimizer, losses={})
     assert set(losses) == {"transformer", component} and all(math.isfinite(v) for v in losses.values())
     texts = [text for text, _ in DOCS]
     assert len(list(nlp.pipe(texts, batch_size=256))) == len(texts)
 
-    figures = profile_head.measure(pipelines, examples, texts, 2, 4, 4, 1)
+    figures = timing.head_cost(built, examples, texts, 2, 4, 4, 1, pipelines.TRIVIAL)
     row = figures["systems"][system]
     assert row["large"]["head_share"] < 1 and row["train_vs_trivial_head"] > 0
 
     nlp.to_disk(tmp_path / "model")
-    # 5 copies: measure times updates in batches of 16 docs after one warm-up batch.
+    # 5 copies: the timing updates run in batches of 16 docs after one warm-up batch.
     DocBin(docs=[eg.reference for eg in examples] * 5).to_disk(tmp_path / "docs.spacy")
-    monkeypatch.setattr(bench_run, "_set_threads", lambda threads: None)  # keep the test process's
-    bench_run.measure(tmp_path / "model", tmp_path / "docs.spacy", tmp_path / "timing.json",
-                      batch1_docs=2, large_batch=8, train_data=tmp_path / "docs.spacy", train_docs=20)
-    timing = json.loads((tmp_path / "timing.json").read_text())
-    assert timing["encoder_only"]["large"]["words"] == timing["full"]["large"]["words"] > 0
-    assert timing["train"]["words"] > 0
+    timing_figures = timing.pipeline_speed(tmp_path / "model", tmp_path / "docs.spacy", batch1_docs=2,
+                                           large_batch=8, train_data=tmp_path / "docs.spacy", train_docs=20)
+    assert timing_figures["encoder_only"]["large"]["words"] == timing_figures["full"]["large"]["words"] > 0
+    assert timing_figures["train"]["words"] > 0

@@ -56,9 +56,9 @@ def test_variant_runs_are_shown_beside_their_baseline_and_never_pooled_into_it()
             run(f=0.40, seed=0, variant="boundary_smoothing=0.1"), run(f=0.44, seed=1, variant="boundary_smoothing=0.1"),
             run("spancat", 0.70, seed=0)]
     page = "\n".join(converged.results_section(runs, []))
-    assert "| global_pointer (efficient head, the default) | `default` | 0, 1 | 73.0 ± 1.4 | 73.0 ± 1.4 |" in page
+    assert "| global_pointer (efficient) | `default` | 0, 1 | 73.0 ± 1.4 | 73.0 ± 1.4 |" in page
     assert "40.0" not in page and "42.0" not in page  # the variant is not in the results table
-    assert "minus spancat (sizes covering 99.5%), test F: +2.0 (seed 0: +2.0); spread unknown" in page
+    assert "minus spancat (99.5% sizes), test F: +2.0 (seed 0: +2.0); spread unknown" in page
     variants = "\n".join(converged.variants_section(runs))
     assert "### `boundary_smoothing=0.1`" in variants
     assert "| 42.0 ± 2.8 / 73.0 ± 1.4 |" in variants  # test F, variant / baseline
@@ -88,8 +88,8 @@ def test_breakdown_sections_appear_only_where_records_carry_them():
     text = "\n".join(converged.results_section([rich], []))
     assert "| inner-span recall | outer-span recall |" in text
     assert "| 40.0 | 80.0 |" in text
-    assert "| global_pointer (efficient head, the default) | 10 | 2 | 1 | 1 | 0 | 0 | 3 | 0 | 1 | 0 | 2 |" in text
-    assert "| global_pointer (efficient head, the default) | 66.7 (P 50.0, R 100.0; 4) | — |" in text
+    assert "| global_pointer (efficient) | 10 | 2 | 1 | 1 | 0 | 0 | 3 | 0 | 1 | 0 | 2 |" in text
+    assert "| global_pointer (efficient) | 66.7 (P 50.0, R 100.0; 4) | — |" in text
 
 
 def test_the_readme_block_says_where_another_system_wins():
@@ -97,10 +97,10 @@ def test_the_readme_block_says_where_another_system_wins():
             run(dataset="conll2003", encoder="cnn", f=0.80, dev=0.85), run("crf", 0.79, dataset="conll2003",
                                                                         encoder="cnn", dev=0.86)]
     block = readme.readme_block(runs, [], "![chart](x.png)")
-    assert "| GENIA | BiLSTM | global_pointer | 1 | 70.0 | — | 50.0 | 10.0 min | — |" in block
+    assert "| GENIA | BiLSTM | global_pointer (efficient) | 1 | 70.0 | — | 50.0 | 10.0 min | — |" in block
     assert "|  |  | CRF tagger | 1 | 72.0 | **+2.0** |" in block
     assert "Another system level or ahead on test F1: CRF tagger on GENIA, BiLSTM (72.0 against 70.0)." in block
-    assert "Within 1 point of the efficient head on test F1: spancat (sizes covering 99.5%) on GENIA, BiLSTM (-0.5)" in block
+    assert "Within 1 point of the efficient head on test F1: spancat (99.5% sizes) on GENIA, BiLSTM (-0.5)" in block
     assert "Ahead on dev F1 (the model-selection split): CRF tagger on CoNLL-2003, CNN (86.0 against 85.0)." in block
     assert "Reaches its best dev F1 sooner: CRF tagger on GENIA, BiLSTM (5.0 min against 10.0 min)" in block
     assert block.rstrip().endswith("![chart](x.png)")
