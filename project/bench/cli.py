@@ -238,12 +238,26 @@ def _collect(runs: Path, kind: str, results: Path) -> None:
 # The results store and the page (bench/results.py, bench/report.py) are wired in here.
 @app.command("collect")
 def collect(
-    runs: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Runs dir of one kind")],
-    kind: Annotated[str, typer.Option(help="runs, tuned, converged or sweep (bench/results.py)")] = "runs",
-    results: Annotated[Path, typer.Option(help="Folder of the compact results files")] = BENCH / "results",
+    runs: Annotated[List[Path], typer.Argument(exists=True, file_okay=False, help="Run dirs, or folders above them")],
+    kind: Annotated[str, typer.Option(help="Without --experiment: runs, tuned, converged or sweep (bench/results.py Kind)")] = "runs",
+    results: Annotated[Path, typer.Option(help="Folder of the results files")] = BENCH / "results",
+    experiment: Annotated[Optional[str], typer.Option(
+        help="Experiment of runs whose result.json names none (e.g. converged); a run that names one keeps it")] = None,
+    variant: Annotated[Optional[str], typer.Option(help="Their variant, e.g. head_learn_rate_scale=10 (default: baseline)")] = None,
+    into: Annotated[Optional[Path], typer.Option(help="Results file (default: RESULTS/EXPERIMENT/VARIANT.json)")] = None,
 ) -> None:
-    """Fold finished runs into the compact results files the page is built from."""
-    _collect(runs, kind, results)
+    """Fold finished runs into the results files the page is built from."""
+    if experiment is None and variant is None and into is None:
+        for folder in runs:
+            _collect(folder, kind, results)
+        return
+    from bench.records import DEFAULT_VARIANT
+    from bench.results import collect_runs
+
+    name = (variant or DEFAULT_VARIANT).replace(", ", "_").replace("=", "-")
+    path = into or results / (experiment or "collected") / f"{name}.json"
+    n_runs, n_timings, total = collect_runs(runs, path, experiment=experiment, variant=variant)
+    print(f"{path}: {n_runs} runs, {n_timings} timing repeats collected ({total} records in the file)")
 
 
 @app.command("collect-head-cost")

@@ -54,13 +54,13 @@ def migrate(old: Path, new: Path) -> Dict[Path, List[Record]]:
     for dataset in ("genia", "cluener", "weibo"):
         data = json.loads((old / f"{dataset}.json").read_text(encoding="utf8"))
         assert data["kind"] == "runs"
-        recs: List[Record] = [_train(r, "fixed_budget", "default") for r in data["runs"]]
-        recs += [TimingRecord.from_dict({**t, "experiment": "fixed_budget", "variant": "default",
+        recs: List[Record] = [_train(r, "fixed_budget", "baseline") for r in data["runs"]]
+        recs += [TimingRecord.from_dict({**t, "experiment": "fixed_budget", "variant": "baseline",
                                          "schema_version": SCHEMA_VERSION, "kind": "timing"})
                  for t in data["timings"]]
         out[new / "fixed_budget" / f"{dataset}.json"] = recs
     tuned = json.loads((old / "tuned.json").read_text(encoding="utf8"))
-    out[new / "tuned" / "tuned.json"] = [_train(r, "tuned", "default") for r in tuned["runs"]]
+    out[new / "tuned" / "tuned.json"] = [_train(r, "tuned", "baseline") for r in tuned["runs"]]
     sweep = json.loads((old / "sweep.json").read_text(encoding="utf8"))
     out[new / "sweep" / "sweep.json"] = [_train(r, "sweep", sweep_variant(r)) for r in sweep["runs"]]
     for name, settings in CONVERGED_VARIANTS.items():

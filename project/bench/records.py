@@ -4,7 +4,7 @@
 Every record carries `schema_version` and `kind`. A training record's identity is
 (experiment, variant, dataset, encoder, system, seed): a variant (a changed setting, named
 "key=value[, key=value]", e.g. "head_learn_rate_scale=10") sits beside its experiment's
-"default" runs and is never pooled with them.
+"baseline" runs and is never pooled with them.
 
 Keys a record does not model are kept in `extra` and written back, so that reading and
 writing a file loses nothing (`from_dict(d).to_dict() == d` less keys whose value is null).
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
 SCHEMA_VERSION = 2
-DEFAULT_VARIANT = "default"
+DEFAULT_VARIANT = "baseline"
 
 T = TypeVar("T", bound="Base")
 
@@ -180,7 +180,8 @@ class TrainRecord(Base):
     eval_every: Optional[int] = None
     patience: Optional[int] = None
     stopped_by: Optional[str] = None
-    model_scored: Optional[str] = None
+    model_used: Optional[str] = None  # "best" (model-best) or "last" (no dev evaluation improved)
+    result_schema_version: Optional[int] = None  # result.json's own layout version, where it has one
     train_limit: Optional[int] = None
     max_train_seconds: Optional[float] = None
     threads: Optional[int] = None
@@ -343,7 +344,7 @@ def record_from_dict(data: Dict[str, Any]) -> Record:
 
 def variant_settings(variant: str) -> Dict[str, str]:
     """A variant's name as its settings: "a=1, b=2" -> {"a": "1", "b": "2"};
-    "default" -> {}."""
+    "baseline" -> {}."""
     if variant == DEFAULT_VARIANT:
         return {}
     out: Dict[str, str] = {}
@@ -354,7 +355,7 @@ def variant_settings(variant: str) -> Dict[str, str]:
 
 
 def variant_name(settings: Dict[str, Any]) -> str:
-    """The inverse of variant_settings: sorted "key=value" pairs, or "default"."""
+    """The inverse of variant_settings: sorted "key=value" pairs, or "baseline"."""
     if not settings:
         return DEFAULT_VARIANT
     return ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))

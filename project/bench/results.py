@@ -230,6 +230,8 @@ def run_record(run_dir: Path, root: Path, *, experiment: Optional[str] = None,
         record["config_overrides"] = overrides
         if removed:
             record["config_removed"] = removed
+    if "schema_version" in record:  # result.json's layout version, not the store's
+        record["result_schema_version"] = record.pop("schema_version")
     record["schema_version"], record["kind"] = SCHEMA_VERSION, "train"
     return TrainRecord.from_dict(_relativize(record))
 

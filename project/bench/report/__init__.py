@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from bench.records import HeadCostRecord, HeadPartsRecord, Record, TimingRecord, TrainRecord
 from bench.report.common import dataset_info, encoder_name
-from bench.report.converged import results_section, variants_section
+from bench.report.converged import experiment_section, results_section, variants_section
 from bench.report.fixed_budget import budget_section, sweep_section
 from bench.report.methodology import methodology_section
 from bench.report.readme import CHART_GROUP, chart_name, draw_charts, readme_block
@@ -30,6 +30,8 @@ PAGE = PROJECT / "BENCHMARKS.md"
 README = PROJECT.parent / "README.md"
 FIGURES = BENCH / "figures"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+# Experiments with sections of their own; any other gets a generic one.
+KNOWN_EXPERIMENTS = {"converged", "fixed_budget", "tuned", "sweep"}
 
 
 @dataclass
@@ -69,7 +71,7 @@ def build(records: Sequence[Record], *, figures_rel: str = "bench/figures",
     page += section
     page += ["## Variants tried", "",
              "Each variant changes one or two settings of the converged runs; its rows sit beside the "
-             "runs without the change (its baseline: the default, or the variant it extends).", ""]
+             "runs without the change (its baseline: the `baseline` runs, or the variant it extends).", ""]
     page += variants_section(converged)
     page += ["## Speed and the head's cost", ""]
     if parts:
@@ -95,6 +97,8 @@ def build(records: Sequence[Record], *, figures_rel: str = "bench/figures",
                  "Each run stopped after a fixed time of updates (its variant's `budget_seconds`), up "
                  "to 14 runs at a time on a GPU machine's CPUs, one thread each: a faster system gets "
                  "more steps.", "", *sweep_section(sweep)]
+    for name in sorted(set(by_experiment) - KNOWN_EXPERIMENTS):
+        page += [f"## Experiment `{name}`", "", *experiment_section(by_experiment[name])]
     counts: Dict[Tuple[str, str], int] = {}
     for r in records:
         name = getattr(r, "experiment", "") or r.kind

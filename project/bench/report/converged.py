@@ -26,7 +26,7 @@ from bench.report.common import (
 )
 
 EXPERIMENT = "converged"
-# The variant a system ships with, where it is not the experiment's default:
+# The variant a system ships with, where it is not the experiment's baseline:
 # project/configs/trf.cfg sets head_learn_rate_scale = 10 (a test checks it does).
 SHIPPED_VARIANTS = {("minilm", "global_pointer_efficient"): "head_learn_rate_scale=10"}
 CAP_STOPS = {"steps": "the step cap", "time": "the time cap", "max_epochs": "the epoch limit"}
@@ -44,7 +44,7 @@ def headline_runs(runs: Sequence[TrainRecord]) -> List[TrainRecord]:
 def baseline_of(variant: str, variants: Sequence[str]) -> str:
     """A variant's baseline: the variant among `variants` whose settings are the largest
     proper subset of its own ("head_learn_rate_scale=10, max_steps=3200" ->
-    "head_learn_rate_scale=10" where that ran), else the default."""
+    "head_learn_rate_scale=10" where that ran), else the baseline."""
     mine = variant_settings(variant)
     best, size = DEFAULT_VARIANT, 0
     for other in variants:
@@ -299,3 +299,25 @@ def decoding_section(runs: Sequence[TrainRecord]) -> List[str]:
             "Each trained model decoded again with other settings (the threshold picked on dev, "
             "per-label thresholds, non-overlapping spans), scored on dev and on the held-out split.", "",
             table(["data, encoder", "system", "variant", "seed", "decoding", "setting", "dev F", "test F"], lines), ""]
+
+
+def experiment_section(runs: Sequence[TrainRecord]) -> List[str]:
+    """Any other experiment's runs: per corpus and encoder, each system and variant, so that
+    no collected run is left off the page."""
+    out: List[str] = []
+    for (dataset, encoder), systems in group_runs(runs).items():
+        info = dataset_info(dataset)
+        lines = []
+        for system, rs in systems.items():
+            for variant in sorted({r.variant for r in rs}):
+                mine = [r for r in rs if r.variant == variant]
+                lines.append([system_name(system), f"`{variant}`", seeds_text(mine), mean_std(dev_f(r) for r in mine),
+                              mean_std(test_f(r) for r in mine),
+                              mean_std(r.test.nested_recall for r in mine) if info.nested else "—",
+                              num(mean(r.best.step for r in mine)), minutes(mean(r.best.wall_seconds for r in mine)),
+                              _stops(mine)])
+        everything = [r for rs in systems.values() for r in rs]
+        out += [f"#### {info.name}, {encoder_name(encoder)}", "", _conditions(everything, info.heldout), "",
+                table(["system", "variant", "seeds", "dev F", "test F", "nested recall", "steps to best dev",
+                       "wall-clock to best dev", "stopped by"], lines), ""]
+    return out

@@ -10,7 +10,7 @@ from bench import records, results
 from bench.report import END, PAGE, README, START, build, common, converged, readme, replace_block
 
 
-def run(system="global_pointer_efficient", f=0.70, *, seed=0, variant="default", dataset="genia",
+def run(system="global_pointer_efficient", f=0.70, *, seed=0, variant="baseline", dataset="genia",
         encoder="bilstm", dev=None, wall=600.0, stopped_by="patience", **extra):
     overall = {"p": f, "r": f, "f": f}
     return records.TrainRecord.from_dict({
@@ -45,10 +45,10 @@ def test_paired_differences_say_whether_a_margin_is_inside_the_seed_spread():
 
 
 def test_a_variants_baseline_is_the_largest_variant_it_extends():
-    names = ["default", "head_learn_rate_scale=10", "max_steps=3200", "head_learn_rate_scale=10, max_steps=3200"]
+    names = ["baseline", "head_learn_rate_scale=10", "max_steps=3200", "head_learn_rate_scale=10, max_steps=3200"]
     assert converged.baseline_of("head_learn_rate_scale=10, max_steps=3200", names) == "head_learn_rate_scale=10"
-    assert converged.baseline_of("max_steps=3200", names) == "default"
-    assert converged.baseline_of("width_bias=true", ["default"]) == "default"
+    assert converged.baseline_of("max_steps=3200", names) == "baseline"
+    assert converged.baseline_of("width_bias=true", ["baseline"]) == "baseline"
 
 
 def test_variant_runs_are_shown_beside_their_baseline_and_never_pooled_into_it():
@@ -56,13 +56,13 @@ def test_variant_runs_are_shown_beside_their_baseline_and_never_pooled_into_it()
             run(f=0.40, seed=0, variant="boundary_smoothing=0.1"), run(f=0.44, seed=1, variant="boundary_smoothing=0.1"),
             run("spancat", 0.70, seed=0)]
     page = "\n".join(converged.results_section(runs, []))
-    assert "| global_pointer (efficient) | `default` | 0, 1 | 73.0 ± 1.4 | 73.0 ± 1.4 |" in page
+    assert "| global_pointer (efficient) | `baseline` | 0, 1 | 73.0 ± 1.4 | 73.0 ± 1.4 |" in page
     assert "40.0" not in page and "42.0" not in page  # the variant is not in the results table
     assert "minus spancat (99.5% sizes), test F: +2.0 (seed 0: +2.0); spread unknown" in page
     variants = "\n".join(converged.variants_section(runs))
     assert "### `boundary_smoothing=0.1`" in variants
     assert "| 42.0 ± 2.8 / 73.0 ± 1.4 |" in variants  # test F, variant / baseline
-    assert "variant minus `default`: -31.0 (seed 0: -32.0, seed 1: -30.0); outside the seed spread" in variants
+    assert "variant minus `baseline`: -31.0 (seed 0: -32.0, seed 1: -30.0); outside the seed spread" in variants
 
 
 def test_each_system_is_headlined_at_its_shipped_setting_as_trf_cfg_ships_it():
@@ -133,3 +133,13 @@ def test_charts_draw_dev_f_over_wall_clock_time(tmp_path):
     written = readme.draw_charts([run(), run("crf", 0.6)], tmp_path)
     assert list(written) == [("genia", "bilstm")]
     assert written[("genia", "bilstm")].stat().st_size > 1000
+
+
+def test_runs_of_an_experiment_the_page_has_no_section_for_still_appear():
+    runs = [run(f=0.7), run(f=0.6, variant="dropout=0.3")]
+    for r in runs:
+        r.experiment = "ablation-genia"
+    page = build(runs).page
+    assert "## Experiment `ablation-genia`" in page
+    assert "| global_pointer (efficient) | `baseline` | 0 | 70.0 | 70.0 |" in page
+    assert "| global_pointer (efficient) | `dropout=0.3` | 0 | 60.0 | 60.0 |" in page

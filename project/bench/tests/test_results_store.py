@@ -48,7 +48,7 @@ def write_run(folder, result, *, config=None, threshold=None):
 
 def stored(d):
     return {**d, "schema_version": records.SCHEMA_VERSION, "kind": "train", "experiment": "converged",
-            "variant": "default"}
+            "variant": "baseline"}
 
 
 def test_a_train_record_round_trips_and_keeps_what_it_does_not_model():
@@ -62,7 +62,7 @@ def test_a_train_record_round_trips_and_keeps_what_it_does_not_model():
     assert record.extra == {"unknown_top_level": [1, 2]}
     assert record.test.extra == {"something_new": {"kept": True}}
     assert record.to_dict() == {k: v for k, v in data.items() if v is not None}  # nulls are not written
-    assert record.key == ("converged", "default", "genia", "cnn", "global_pointer_efficient", 0)
+    assert record.key == ("converged", "baseline", "genia", "cnn", "global_pointer_efficient", 0)
 
 
 def test_optional_fields_for_breakdowns_stay_absent_until_a_run_has_them():
@@ -92,19 +92,19 @@ def test_a_variant_sits_beside_its_baseline_and_a_duplicate_identity_is_an_error
     variant = records.TrainRecord.from_dict(dict(stored(result_json(f=0.6)), variant="width_bias=true"))
     results.write_records(tmp_path / "a.json", [base, variant])
     loaded = results.load_records(tmp_path)
-    assert sorted(r.variant for r in loaded) == ["default", "width_bias=true"]
+    assert sorted(r.variant for r in loaded) == ["baseline", "width_bias=true"]
     results.write_records(tmp_path / "b" / "c.json", [base])
     with pytest.raises(records.RecordError, match=r"c\.json.*also in .*a\.json"):
         results.load_records(tmp_path)
 
 
 def test_variant_names_and_settings_are_inverse():
-    assert records.variant_settings("default") == {}
+    assert records.variant_settings("baseline") == {}
     assert records.variant_settings("head_learn_rate_scale=10, max_steps=3200") == {
         "head_learn_rate_scale": "10", "max_steps": "3200"}
     assert records.variant_name({"max_steps": 3200, "head_learn_rate_scale": 10}) == \
         "head_learn_rate_scale=10, max_steps=3200"
-    assert records.variant_name({}) == "default"
+    assert records.variant_name({}) == "baseline"
 
 
 def _base_config(encoder, system, **overrides):
@@ -149,8 +149,8 @@ def test_a_run_that_names_its_experiment_keeps_it_and_a_different_one_given_is_a
     results.collect_runs([run], out)
     (record,) = results.read_file(out)
     assert (record.experiment, record.variant, record.seed) == ("converged", "lr=0.001", 1)
-    with pytest.raises(records.RecordError, match="variant 'lr=0.001', but 'default' was given"):
-        results.collect_runs([run], out, experiment="converged", variant="default")
+    with pytest.raises(records.RecordError, match="variant 'lr=0.001', but 'baseline' was given"):
+        results.collect_runs([run], out, experiment="converged", variant="baseline")
     old = write_run(tmp_path / "old" / "seed0", result_json())
     with pytest.raises(records.RecordError, match="names no experiment"):
         results.collect_runs([old], out)
@@ -237,11 +237,11 @@ def test_migration_names_each_old_file_by_experiment_and_variant(tmp_path):
     written = migrate_v1.migrate(old, new)
     names = {p.relative_to(new).as_posix(): [(getattr(r, "experiment", r.kind), getattr(r, "variant", "")) for r in rs]
              for p, rs in written.items()}
-    assert names["converged/baseline.json"] == [("converged", "default")]
+    assert names["converged/baseline.json"] == [("converged", "baseline")]
     assert names["converged/head_learn_rate.json"] == [("converged", "head_learn_rate_scale=10")]
     assert names["converged/long_schedule.json"] == [("converged", "head_learn_rate_scale=10, max_steps=3200")]
     assert names["converged/lr0001.json"] == [("converged", "learn_rate=0.001")]
-    assert names["fixed_budget/weibo.json"] == [("fixed_budget", "default")]
+    assert names["fixed_budget/weibo.json"] == [("fixed_budget", "baseline")]
     assert names["sweep/sweep.json"] == [("sweep", "budget_seconds=270")]
     assert [r.run for r in written[new / "head_cost" / "head_parts.json"]] == [0, 1]  # repeats kept apart
 
@@ -251,3 +251,16 @@ def test_every_committed_results_file_is_read():
     loaded = results.load_records(results.RESULTS)
     assert files and sum(len(results.read_file(p)) for p in files) == len(loaded)
     assert {r.kind for r in loaded} == {"train", "timing", "head_cost", "head_parts"}
+
+
+def test_the_collect_command_names_old_runs_experiment_and_variant(tmp_path):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    write_run(tmp_path / "runs" / "genia" / "cnn" / "crf" / "seed0", result_json("crf"))
+    out = CliRunner().invoke(app, ["collect", str(tmp_path / "runs"), "--experiment", "converged",
+                                   "--variant", "max_steps=3200", "--results", str(tmp_path / "results")])
+    assert out.exit_code == 0, out.output
+    (record,) = results.read_file(tmp_path / "results" / "converged" / "max_steps-3200.json")
+    assert record.key == ("converged", "max_steps=3200", "genia", "cnn", "crf", 0)
