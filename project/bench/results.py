@@ -15,8 +15,8 @@ What fills it:
         found in or below the given folders. A result.json that names its experiment and
         variant keeps them (they must agree with those given); one that does not (written
         before runs named them) takes those given.
-    collect_head_cost(files, label, role, into)     bench/profile_head.py --output files
-    collect_head_parts(files, into, experiment=...)  bench/time_head_parts.py --output files
+    collect_head_cost(files, label, role, into)     python -m bench time head-cost --output files
+    collect_head_parts(files, into, experiment=...)  `python -m bench time parts` --output files
 
 A run record is the run's result.json plus "path" (the run dir, relative to the folder
 collected), "threshold" (threshold.json; its "test_default" is left out where it equals
@@ -283,7 +283,7 @@ def collect_runs(run_dirs: Sequence[Path], results_file: Path, *, experiment: Op
     return len(runs), len(timings), merge_into(results_file, runs + timings)
 
 
-# --- head cost (bench/profile_head.py) and head parts (bench/time_head_parts.py) ---------
+# --- head cost (python -m bench time head-cost) and head parts (`python -m bench time parts`) ---------
 
 def head_cost_record(path: Path, label: str, role: Role, session: Optional[str] = None) -> HeadCostRecord:
     """One profile_head output (--output JSON) as a compact record, listings dropped."""

@@ -83,9 +83,9 @@ def build(records: Sequence[Record], *, figures_rel: str = "bench/figures",
     fixed, tuned, sweep = (by_experiment.get(k, []) for k in ("fixed_budget", "tuned", "sweep"))
     if fixed or tuned or sweep:
         page += ["## Earlier comparisons at fixed budgets", "",
-                 "Before the converged runs, systems were compared at fixed budgets: most were still "
-                 "improving when the budget ran out, so these rank systems at equal steps or time, "
-                 "not at their best.", ""]
+                 "Every system of a table trained for the same number of steps (or the same time); "
+                 "most were still improving when the budget ran out, so these rank systems at equal "
+                 "steps or time, not at their best.", ""]
     if fixed:
         page += ["### The same step budget for every system", "", *budget_section(fixed, tuned=False)]
     if tuned:

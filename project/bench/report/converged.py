@@ -56,7 +56,7 @@ def baseline_of(variant: str, variants: Sequence[str]) -> str:
 
 def predict_speeds(parts: Sequence[HeadPartsRecord], batch_size: int = 256) -> Dict[Tuple[str, str, str, int], float]:
     """(dataset, encoder, system, seed) -> words/s of the trained model at a batch size
-    (encoder + head forward + decoding, bench/time_head_parts.py), from the measurement
+    (encoder + head forward + decoding, `python -m bench time parts`), from the measurement
     set that timed the most systems on that corpus and encoder (timed together), the median
     over its runs."""
     chosen = choose_parts(parts)

@@ -1,5 +1,5 @@
-"""The page's speed sections: trained models timed part by part (bench/time_head_parts.py),
-the head's cost against its encoder (bench/profile_head.py), and the fixed-budget models'
+"""The page's speed sections: trained models timed part by part (`python -m bench time parts`),
+the head's cost against its encoder (python -m bench time head-cost), and the fixed-budget models'
 timing repeats."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def head_parts_section(parts: Sequence[HeadPartsRecord]) -> List[str]:
                 _share(median(r.head_share for r in one)),
             ])
     out = ["Trained seed-0 models, timed one part after another on every batch in one process "
-           "(`bench/time_head_parts.py`: the encoder, the head's forward pass, decoding), one "
+           "(`python -m bench time parts`: the encoder, the head's forward pass, decoding), one "
            "thread, medians of 7 repeats; where a model was timed by several package versions, the "
            "version that timed the most systems of that corpus and encoder is shown (all systems "
            "of a row group timed together). Batch 256 on every doc of the file, batch 1 on the "
@@ -82,7 +82,7 @@ def head_parts_section(parts: Sequence[HeadPartsRecord]) -> List[str]:
     return out
 
 
-# --- head cost (bench/profile_head.py) -------------------------------------------------------
+# --- head cost (python -m bench time head-cost) -------------------------------------------------------
 
 ROLE_ORDER = ("before", "after", "current")
 HEAD_METRICS = ("bs1_share", "large_share", "large_vs_encoder", "train_vs_trivial", "train_vs_crf")
@@ -131,7 +131,7 @@ def head_cost_section(records: Sequence[HeadCostRecord]) -> List[str]:
     if not records:
         return []
     out = ["Each system built from its benchmark config and trained 100 updates on the docs it is "
-           "timed on (`bench/profile_head.py`), then timed as the whole pipeline against its encoder "
+           "timed on (`python -m bench time head-cost`), then timed as the whole pipeline against its encoder "
            "alone (head share = 1 - t_encoder / t_pipeline; throughput = t_encoder / t_pipeline) and "
            "in training against the same encoder with a trivial head; training against the CRF is "
            "words/s over the CRF's in the same run. Medians over runs of ratios taken within a run, "
@@ -202,7 +202,7 @@ def timing_section(timings: Sequence[TimingRecord]) -> List[str]:
               num(v["rss"]), f"`{v['session']}`", str(v["repeats"])]
              for (d, e, s), v in sorted(rows.items(), key=lambda kv: (group_order(kv[0][:2]), system_order(kv[0][2])))]
     return ["The fixed-budget models (below), each timed in a fresh process, the systems of a corpus "
-            "back to back, repeated (`bench/run.py measure`); medians over the repeats of the newest "
+            "back to back, repeated (`python -m bench time pipeline`); medians over the repeats of the newest "
             "timing set. The head's share is 1 - pipeline words/s / encoder-alone words/s in the "
             "same process.", "",
             table(["data, encoder", "system", "train words/s", "predict words/s (batch 1)",
