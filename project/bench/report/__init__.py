@@ -107,7 +107,7 @@ def build(records: Sequence[Record], *, figures_rel: str = "bench/figures",
              ", ".join(f"{n} {kind} records ({exp})" for (kind, exp), n in sorted(counts.items())) + ".", ""]
     chart = f"![{dataset_info(CHART_GROUP[0]).name}, {encoder_name(CHART_GROUP[1])}: dev F1 over wall-clock training time]" \
             f"({readme_figures_rel}/{chart_name(*CHART_GROUP)})"
-    block = readme_block(converged, parts, chart)
+    block = readme_block(converged, parts, chart, [t for t in timings if t.experiment == "fixed_budget"])
     return Outputs("\n".join(page).rstrip() + "\n", block, groups)
 
 

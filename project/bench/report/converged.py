@@ -140,12 +140,19 @@ def results_section(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord
                 *_recall_cells(rs, info.nested, spans),
                 num(mean(r.best.step for r in rs)), minutes(mean(r.best.wall_seconds for r in rs)),
                 num(mean(r.best.train_seconds for r in rs), "{:,.0f} s"), _stops(rs),
-                num(mean(r.train_words_per_second for r in rs)), num(speed)])
+                _train_speed(rs), num(speed)])
         out += [table(header, lines), ""]
         out += _margins(systems)
         out += per_type_table(systems)
         out += errors_tables(systems, info.nested)
     return out
+
+
+def _train_speed(runs: Sequence[TrainRecord]) -> str:
+    """Training words/s, mean over seeds; the threads where a run had more than one."""
+    cell = num(mean(r.train_words_per_second for r in runs))
+    threads = [f"seed {r.seed}: {r.threads} threads" for r in runs if r.threads and r.threads > 1]
+    return cell + (f" ({', '.join(threads)})" if threads else "")
 
 
 def _conditions(runs: Sequence[TrainRecord], heldout: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from bench.records import HeadPartsRecord, TrainRecord, variant_settings
+from bench.records import HeadPartsRecord, TimingRecord, TrainRecord, variant_settings
 from bench.report.common import (
     dataset_info,
     encoder_name,
@@ -20,6 +20,7 @@ from bench.report.common import (
     test_f,
 )
 from bench.report.converged import CAP_STOPS, EXPERIMENT, headline_runs, predict_speeds
+from bench.report.speed import timing_rows
 
 README_SYSTEMS = ("global_pointer_efficient", "spancat", "crf", "ner")
 HEAD = "global_pointer_efficient"
@@ -40,11 +41,16 @@ def _longer_schedule(runs: Sequence[TrainRecord], r: TrainRecord) -> Optional[Li
     return out or None
 
 
-def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], chart: str) -> str:
+def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], chart: str,
+                 timings: Sequence[TimingRecord] = ()) -> str:
     """The converged comparison per corpus and encoder: the efficient head against spancat,
-    the CRF tagger and spaCy ner, each at its shipped setting; and the chart."""
+    the CRF tagger and spaCy ner, each at its shipped setting; and the chart. Where not every
+    converged model of a corpus and encoder was timed, the fixed-budget models (same
+    architectures, timed back to back) give that group's speeds, marked §."""
     chosen = [r for r in headline_runs(runs) if r.system in README_SYSTEMS]
     speeds = predict_speeds(parts)
+    fixed = timing_rows(timings)
+    from_fixed = False
     lines: List[List[str]] = []
     ahead: List[str] = []
     close: List[str] = []
@@ -55,6 +61,12 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
         info = dataset_info(dataset)
         head = systems.get(HEAD)
         head_f = mean(test_f(r) for r in head) if head else None
+        # One source of speeds per group, never mixed: the trained models' timing where every
+        # system has one, else the fixed-budget models' where every system has one.
+        trained = {system: mean(r.predict_words_per_second or speeds.get((dataset, encoder, system, r.seed))
+                                for r in rs) for system, rs in systems.items()}
+        use_fixed = (any(v is None for v in trained.values())
+                     and all(fixed.get((dataset, encoder, s), {}).get("large") for s in systems))
         for system, rs in systems.items():
             f = mean(test_f(r) for r in rs)
             if system == HEAD or head_f is None or f is None:
@@ -77,14 +89,17 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
                         dev_ahead.append(f"{where} ({pct(dev_theirs)} against {pct(dev_mine)})")
             cap = any(r.stopped_by in CAP_STOPS for r in rs)
             capped |= cap
-            speed = mean(r.predict_words_per_second or speeds.get((dataset, encoder, system, r.seed)) for r in rs)
+            if use_fixed:
+                speed_cell, from_fixed = num(fixed[(dataset, encoder, system)]["large"]) + " §", True
+            else:
+                speed_cell = num(trained[system])
             lines.append([
                 info.name if system == next(iter(systems)) else "", encoder_name(encoder).split(" ")[0]
                 if system == next(iter(systems)) else "",
                 system_name(system) + (" †" if cap else ""),
                 str(len(rs)), mean_std(test_f(r) for r in rs), versus,
                 mean_std(r.test.nested_recall for r in rs) if info.nested else "—",
-                minutes(mean(r.best.wall_seconds for r in rs)), num(speed)])
+                minutes(mean(r.best.wall_seconds for r in rs)), speed_cell])
             longer = _longer_schedule(runs, rs[0]) if cap else None
             if longer:
                 lines[-1][4] += f" ({mean_std(test_f(o) for o in longer)} ‡)"
@@ -106,6 +121,10 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
     if capped:
         foot.append("† The step cap of the MiniLM schedule, not convergence, stopped these runs; ‡ the "
                     "same system with the cap doubled (seed 0).")
+    if from_fixed:
+        foot.append("§ Not every converged model of that corpus and encoder was timed: the speeds of the "
+                    "fixed-budget models (same architectures, timed back to back; BENCHMARKS.md, "
+                    "\"Fixed-budget models\").")
     foot.append("All tables, the variants tried and the head's cost: [project/BENCHMARKS.md](project/BENCHMARKS.md).")
     out += [" ".join(foot[:1]), ""] + [f"- {f}" for f in foot[1:]] + ["", chart, ""]
     return "\n".join(out).strip() + "\n"

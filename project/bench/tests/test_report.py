@@ -143,3 +143,23 @@ def test_runs_of_an_experiment_the_page_has_no_section_for_still_appear():
     assert "## Experiment `ablation-genia`" in page
     assert "| global_pointer (efficient) | `baseline` | 0 | 70.0 | 70.0 |" in page
     assert "| global_pointer (efficient) | `dropout=0.3` | 0 | 60.0 | 60.0 |" in page
+
+
+def _timing(system, large):
+    return records.TimingRecord.from_dict({
+        "schema_version": 2, "kind": "timing", "experiment": "fixed_budget", "dataset": "genia", "encoder": "bilstm",
+        "system": system, "session": "s1", "full": {"batch1": {"words_per_second": 1.0}, "large": {"words_per_second": large}},
+        "encoder_only": {"batch1": {"words_per_second": 2.0}, "large": {"words_per_second": 2.0 * large}}})
+
+
+def test_readme_speeds_of_a_group_come_from_one_source_never_mixed():
+    runs = [run(f=0.70), run("spancat", 0.69)]
+    parts = [records.HeadPartsRecord.from_dict({
+        "schema_version": 2, "kind": "head_parts", "experiment": "converged", "dataset": "genia", "encoder": "bilstm",
+        "system": "global_pointer_efficient", "model": "m", "data": "d", "batch_size": 256, "words": 1000,
+        "medians": {"encoder": 0.01, "forward": 0.0, "decode": 0.0}})]  # 100,000 words/s
+    alone = readme.readme_block(runs, parts, "chart")
+    assert "| 100,000 |" in alone and "|  |  | spancat (99.5% sizes) | 1 | 69.0 | -1.0 | 50.0 | 10.0 min | — |" in alone
+    both = readme.readme_block(runs, parts, "chart", [_timing("global_pointer_efficient", 40000.0),
+                                                      _timing("spancat", 6000.0)])
+    assert "| 40,000 § |" in both and "| 6,000 § |" in both and "100,000" not in both
