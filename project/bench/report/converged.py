@@ -130,6 +130,8 @@ def results_section(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord
         header += ["inner-span recall", "outer-span recall"] if spans else []
         header += ["steps to best dev", "wall-clock to best dev", "updates to best dev",
                    "stopped by", "train words/s", "predict words/s (batch 256)"]
+        shares = any(r.head_share is not None for r in everything)
+        header += ["head's share of prediction time"] if shares else []
         lines = []
         for system, rs in systems.items():
             speed = mean([r.predict_words_per_second or speeds.get((dataset, encoder, system, r.seed)) for r in rs])
@@ -140,7 +142,7 @@ def results_section(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord
                 *_recall_cells(rs, info.nested, spans),
                 num(mean(r.best.step for r in rs)), minutes(mean(r.best.wall_seconds for r in rs)),
                 num(mean(r.best.train_seconds for r in rs), "{:,.0f} s"), _stops(rs),
-                _train_speed(rs), num(speed)])
+                _train_speed(rs), num(speed)] + ([mean_std(r.head_share for r in rs)] if shares else []))
         out += [table(header, lines), ""]
         out += _margins(systems)
         out += per_type_table(systems)

@@ -80,12 +80,15 @@ def common_path(rel):
 def test_breakdown_sections_appear_only_where_records_carry_them():
     plain = "\n".join(converged.results_section([run()], []))
     assert "inner-span recall" not in plain and "By span length" not in plain and "Errors on" not in plain
+    assert "head's share" not in plain
     errors = {"gold": 10, "fp": {"total": 2, "type": 1, "boundary": 1, "boundary_and_type": 0, "spurious": 0},
               "fn": {"total": 3, "type": 0, "boundary": 1, "boundary_and_type": 0, "missed": 2}}
     by_length = {"unit": "words", "buckets": {"1-2": {"p": 0.5, "r": 1.0, "f": 0.6667, "gold": 4, "predicted": 8},
                                               "21+": {"p": 0, "r": 0, "f": 0, "gold": 0, "predicted": 0}}}
     rich = run(errors=errors, by_length=by_length, inner_spans={"recall": 0.4}, outer_spans={"recall": 0.8})
+    rich.head_share, rich.predict_words_per_second = 0.05, 30000.0
     text = "\n".join(converged.results_section([rich], []))
+    assert text.count("| head's share of prediction time |") == 1 and "| 30,000 | 5.0 |" in text
     assert "| inner-span recall | outer-span recall |" in text
     assert "| 40.0 | 80.0 |" in text
     assert "| global_pointer (efficient) | 10 | 2 | 1 | 1 | 0 | 0 | 3 | 0 | 1 | 0 | 2 |" in text
