@@ -245,12 +245,26 @@ def _collect(runs: Path, kind: str, results: Path) -> None:
 # The results store and the page (bench/results.py, bench/report.py) are wired in here.
 @app.command("collect")
 def collect(
-    runs: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Runs dir of one kind")],
-    kind: Annotated[str, typer.Option(help="runs, tuned, converged or sweep (bench/results.py)")] = "runs",
-    results: Annotated[Path, typer.Option(help="Folder of the compact results files")] = BENCH / "results",
+    runs: Annotated[List[Path], typer.Argument(exists=True, file_okay=False, help="Run dirs, or folders above them")],
+    kind: Annotated[str, typer.Option(help="Without --experiment: runs, tuned, converged or sweep (bench/results.py Kind)")] = "runs",
+    results: Annotated[Path, typer.Option(help="Folder of the results files")] = BENCH / "results",
+    experiment: Annotated[Optional[str], typer.Option(
+        help="Experiment of runs whose result.json names none (e.g. converged); a run that names one keeps it")] = None,
+    variant: Annotated[Optional[str], typer.Option(help="Their variant, e.g. head_learn_rate_scale=10 (default: baseline)")] = None,
+    into: Annotated[Optional[Path], typer.Option(help="Results file (default: RESULTS/EXPERIMENT/VARIANT.json)")] = None,
 ) -> None:
-    """Fold finished runs into the compact results files the page is built from."""
-    _collect(runs, kind, results)
+    """Fold finished runs into the results files the page is built from."""
+    if experiment is None and variant is None and into is None:
+        for folder in runs:
+            _collect(folder, kind, results)
+        return
+    from bench.records import DEFAULT_VARIANT
+    from bench.results import collect_runs
+
+    name = (variant or DEFAULT_VARIANT).replace(", ", "_").replace("=", "-")
+    path = into or results / (experiment or "collected") / f"{name}.json"
+    n_runs, n_timings, total = collect_runs(runs, path, experiment=experiment, variant=variant)
+    print(f"{path}: {n_runs} runs, {n_timings} timing repeats collected ({total} records in the file)")
 
 
 @app.command("collect-head-cost")
@@ -259,7 +273,7 @@ def collect_head_cost(
     label: Annotated[str, typer.Option(help="Commit of the package these runs timed, e.g. 6d0a443")],
     role: Annotated[str, typer.Option(help="before, after or current")] = "current",
     session: Annotated[Optional[str], typer.Option(help="Measurement session (default: each file's folder)")] = None,
-    into: Annotated[Path, typer.Option(help="Compact head-cost file")] = BENCH / "results" / "head_cost.json",
+    into: Annotated[Path, typer.Option(help="Results file of head-cost records")] = BENCH / "results" / "head_cost" / "head_cost.json",
 ) -> None:
     """Fold head-cost measurements into head_cost.json."""
     from bench.results import Role, fold_head_cost
@@ -271,15 +285,11 @@ def collect_head_cost(
 @app.command("report", add_help_option=False,
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def report(ctx: typer.Context) -> None:
-    """Write BENCHMARKS.md and the charts from the compact results (bench/report.py; its
-    options: `python -m bench report --help`)."""
-    from typer.main import get_command
-
+    """Write BENCHMARKS.md, the README's results block and the charts from bench/results/
+    (bench/report/; its options, --check among them: `python -m bench report --help`)."""
     from bench import report as page
 
-    one = typer.Typer(add_completion=False)
-    one.command()(page.main)
-    get_command(one).main(args=ctx.args, prog_name="python -m bench report", standalone_mode=True)
+    raise typer.Exit(page.main(ctx.args))
 
 
 @app.command("write-configs")

@@ -1,33 +1,28 @@
-"""The benchmark's compact results: one JSON file per benchmark in ``bench/results/``, the
-only input of the results page (``bench/report.py``).
+"""The benchmark's results store: typed records (bench/records.py) in JSON files under
+``bench/results/``, the only input of the results page and the README's results block
+(``python -m bench.report``).
 
-Runs write run dirs that stay local (``bench/run.py run``, ``bench/gpu/sweep.sh``);
-``python bench/run.py collect RUNS_DIR`` folds them into the files:
+A results file is ``{"schema_version": 2, "records": [...]}``, one record a line; every
+``*.json`` below ``bench/results/`` is read, in any folder. A record's identity is its
+``key`` (training runs: experiment, variant, dataset, encoder, system, seed); collecting a
+record already stored replaces it, and the same identity in two files is an error.
 
-    {dataset}.json  kind "runs":  the runs of ``bench/run.py run`` (bench/runs): training
-                    runs and timing repeats
-    tuned.json      kind "tuned": the tuned runs (bench/runs_tuned), training runs only
-    sweep.json      kind "sweep": tuning sweeps (bench/sweeps/NAME), each run with "sweep"
-    converged.json  kind "converged": runs trained until dev F stopped improving
-                    (bench/runs_converged: `run --patience P --steps CAP`), training runs only
-    head_cost.json  kind "head_cost": bench/profile_head.py outputs, folded by
-                    ``python bench/run.py collect-head-cost FILE.json... --label COMMIT --role before``
+What fills it:
 
-A run record is the run's result.json plus "path" (the run dir, relative to the folded
-dir), "threshold" (threshold.json, if any; its "test_default" is left out where it equals
-"test", the same scoring) and "config_overrides" (config.cfg against the system's base
-config of bench/configs.py, as dotted keys; "config_removed" lists base keys the run
-lacked). A timing record is the timing JSON plus its path and what the path names. Paths
-are relative to project/.
+    collect_runs(run_dirs, results_file, experiment=..., variant=...)
+        training runs (result.json; threshold.json, decoding.json and config.cfg where
+        present) and timing repeats ({dataset}/{encoder}/timing/{session}/{system}-seedN-rN.json)
+        found in or below the given folders. A result.json that names its experiment and
+        variant keeps them (they must agree with those given); one that does not (written
+        before runs named them) takes those given.
+    collect_head_cost(files, label, role, into)     python -m bench time head-cost --output files
+    collect_head_parts(files, into, experiment=...)  `python -m bench time parts` --output files
 
-A head-cost record is one profile_head output less its cProfile/torch listings: "figures"
-(per system: head shares, throughput against the encoder, training against the trivial head,
-words/s and the raw seconds per repeat), "code", "lang", "encoder", "threads", "data" (relative
-to project/ under the shared data, else its file name), plus "label" (the commit of the
-package timed: profile_head's "code" names the checkout it ran from, not the package
-PYTHONPATH imported), "role" ("before", "after" or "current"), "session" (the measurement
-session: runs of one session were alternated and are compared with each other) and "source"
-(session/file name: collecting that file again replaces the record).
+A run record is the run's result.json plus "path" (the run dir, relative to the folder
+collected), "threshold" (threshold.json; its "test_default" is left out where it equals
+"test"), "decoding" (decoding.json's variants) and "config_overrides" (config.cfg against
+the system's base config of bench/configs.py, as dotted keys; "config_removed" lists base
+keys the run lacked). Absolute paths are made relative to project/.
 """
 
 from __future__ import annotations
@@ -35,21 +30,24 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from bench.configs import config_text
+from bench.records import (
+    DEFAULT_VARIANT,
+    SCHEMA_VERSION,
+    HeadCostRecord,
+    HeadPartsRecord,
+    Record,
+    RecordError,
+    TimingRecord,
+    TrainRecord,
+    record_from_dict,
+    variant_name,
+)
 
 PROJECT = Path(__file__).resolve().parents[1]
-
-Record = Dict[str, Any]
-
-
-class Kind(str, Enum):
-    runs = "runs"
-    tuned = "tuned"
-    sweep = "sweep"
-    converged = "converged"
-    head_cost = "head_cost"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 class Role(str, Enum):
@@ -108,112 +106,6 @@ def config_diff(run_config: str, base_config: str) -> Tuple[Dict[str, Any], List
     return overrides, removed
 
 
-def _read(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf8"))
-
-
-def run_record(run_dir: Path, root: Path) -> Record:
-    """One training run (result.json, threshold.json, decoding.json, config.cfg) as a record."""
-    result = _read(run_dir / "result.json")
-    record: Record = {"path": run_dir.relative_to(root).as_posix(), **result}
-    if (run_dir / "threshold.json").exists():
-        threshold = _read(run_dir / "threshold.json")
-        if threshold.get("test_default") == result.get("test"):
-            del threshold["test_default"]
-        record["threshold"] = threshold
-    if (run_dir / "decoding.json").exists():
-        record["decoding"] = _read(run_dir / "decoding.json")["variants"]
-    if (run_dir / "config.cfg").exists():
-        base = config_text(result["encoder"], result["system"])
-        overrides, removed = config_diff((run_dir / "config.cfg").read_text(encoding="utf8"), base)
-        record["config_overrides"] = overrides
-        if removed:
-            record["config_removed"] = removed
-    return _relativize(record)
-
-
-def timing_record(path: Path, root: Path) -> Record:
-    """One timing repeat, {dataset}/{encoder}/timing/{session}/{system}-seed{N}-r{N}.json."""
-    rel = path.relative_to(root)
-    system, seed, repeat = path.stem.rsplit("-", 2)
-    return _relativize({
-        "path": rel.as_posix(), "dataset": rel.parts[0], "encoder": rel.parts[1], "system": system,
-        "session": rel.parts[3], "seed": int(seed[4:]), "repeat": int(repeat[1:]), **_read(path),
-    })
-
-
-def read_runs(root: Path, kind: Kind) -> Tuple[List[Record], List[Record]]:
-    """The run and timing records of a runs dir (a sweep: its run dirs have no seed level)."""
-    if kind is Kind.sweep:
-        runs = [dict(run_record(p.parent, root), sweep=root.name)
-                for p in sorted(root.glob("*/*/*/result.json"))]
-        return runs, []
-    runs = [run_record(p.parent, root) for p in sorted(root.glob("*/*/*/seed*/result.json"))]
-    if kind in (Kind.tuned, Kind.converged):  # compared on scores and training runs only
-        return runs, []
-    return runs, [timing_record(p, root) for p in sorted(root.glob("*/*/timing/*/*.json"))]
-
-
-def _run_order(record: Record) -> Tuple[str, Tuple[str, ...]]:
-    # The run dirs' order, folder by folder ("a/" before "a-b/"), as the report used to
-    # glob them: rows of equal sort keys keep it.
-    return record.get("sweep", ""), PurePosixPath(record["path"]).parts
-
-
-def _timing_order(record: Record) -> Tuple[str, ...]:
-    return PurePosixPath(record["path"]).parts
-
-
-def _write(path: Path, data: Dict[str, Any]) -> None:
-    """One record a line: compact, and a changed run is a changed line."""
-    lines = ["{"]
-    items = list(data.items())
-    for i, (key, value) in enumerate(items):
-        end = "," if i < len(items) - 1 else ""
-        if isinstance(value, list):
-            records = [json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in value]
-            body = ",\n".join(f"  {r}" for r in records)
-            lines.append(f" {json.dumps(key)}: [\n{body}\n ]{end}" if records else f" {json.dumps(key)}: []{end}")
-        else:
-            lines.append(f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}{end}")
-    lines.append("}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf8")
-    tmp.replace(path)
-
-
-def _merge(old: List[Record], new: List[Record], key: Any) -> List[Record]:
-    merged = {key(r): r for r in old}
-    merged.update((key(r), r) for r in new)
-    return list(merged.values())
-
-
-def fold(root: Path, kind: Kind, results_dir: Path) -> Dict[Path, Tuple[int, int]]:
-    """Fold a runs dir into the compact files; a run or timing repeat already there (same
-    path, and sweep) is replaced. Returns each written file's run and timing counts."""
-    if kind is Kind.head_cost:
-        raise ValueError("head-cost results are profile_head outputs: fold them with fold_head_cost")
-    runs, timings = read_runs(root, kind)
-    if kind is Kind.runs:
-        targets = sorted({r["dataset"] for r in runs} | {t["dataset"] for t in timings})
-    else:
-        targets = [kind.value]
-    written = {}
-    for name in targets:
-        path = results_dir / f"{name}.json"
-        data = _read(path) if path.exists() else {"kind": kind.value, "runs": []}
-        if data.get("kind") != kind.value:
-            raise ValueError(f"{path} holds kind {data.get('kind')!r} results, not {kind.value!r}")
-        mine = [r for r in runs if kind is not Kind.runs or r["dataset"] == name]
-        data["runs"] = sorted(_merge(data["runs"], mine, _run_order), key=_run_order)
-        if kind is Kind.runs:
-            mine_t = [t for t in timings if t["dataset"] == name]
-            data["timings"] = sorted(_merge(data.get("timings", []), mine_t, lambda t: t["path"]),
-                                     key=_timing_order)
-        _write(path, data)
-        written[path] = (len(data["runs"]), len(data.get("timings", [])))
-    return written
 
 
 def _data_path(value: str) -> str:
@@ -238,57 +130,269 @@ def _package_path(value: str) -> str:
         return PurePosixPath(*PurePosixPath(value).parts[-2:]).as_posix()
 
 
-def head_cost_record(path: Path, label: str, role: Role, session: Optional[str] = None) -> Record:
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf8"))
+
+
+# --- reading and writing results files ------------------------------------------------------
+
+def read_file(path: Path) -> List[Record]:
+    """The records of one results file; a file of another schema version, or a record of an
+    unknown kind, is a RecordError naming the file."""
+    try:
+        data = _read(path)
+    except json.JSONDecodeError as err:
+        raise RecordError(f"{path}: not JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        raise RecordError(f"{path}: schema_version {version!r}, this code reads {SCHEMA_VERSION} "
+                          "(files of the first format: python -m bench.migrate_v1)")
+    out = []
+    for i, item in enumerate(data.get("records", [])):
+        try:
+            out.append(record_from_dict(item))
+        except RecordError as err:
+            raise RecordError(f"{path}: record {i}: {err}") from None
+    return out
+
+
+def load_records(results_dir: Path = RESULTS) -> List[Record]:
+    """Every record of every results file below a folder, files in path order. The same
+    identity in two files is a RecordError naming both."""
+    seen: Dict[Tuple[Any, ...], Path] = {}
+    out: List[Record] = []
+    for path in sorted(results_dir.rglob("*.json")):
+        for record in read_file(path):
+            key = (record.kind, *record.key)
+            if key in seen:
+                raise RecordError(f"{path}: record {key} is also in {seen[key]}")
+            seen[key] = path
+            out.append(record)
+    return out
+
+
+def _sort_key(record: Record) -> Tuple[str, ...]:
+    return (record.kind, *(str(k) for k in record.key))
+
+
+def write_records(path: Path, records: Iterable[Record]) -> None:
+    """One record a line: compact, and a changed run is a changed line."""
+    rows = [json.dumps(r.to_dict(), ensure_ascii=False, separators=(",", ":"))
+            for r in sorted(records, key=_sort_key)]
+    body = ",\n".join(f"  {row}" for row in rows)
+    text = (f'{{\n "schema_version": {SCHEMA_VERSION},\n "records": [\n{body}\n ]\n}}\n' if rows
+            else f'{{\n "schema_version": {SCHEMA_VERSION},\n "records": []\n}}\n')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf8")
+    tmp.replace(path)
+
+
+def merge_into(path: Path, new: Sequence[Record]) -> int:
+    """Add records to a results file (created if missing), replacing those of the same
+    identity. Returns the file's record count."""
+    old = read_file(path) if path.exists() else []
+    merged = {(r.kind, *r.key): r for r in old}
+    merged.update(((r.kind, *r.key), r) for r in new)
+    write_records(path, merged.values())
+    return len(merged)
+
+
+# --- training runs and timing repeats -------------------------------------------------------
+
+def run_record(run_dir: Path, root: Path, *, experiment: Optional[str] = None,
+               variant: Optional[str] = None) -> TrainRecord:
+    """One training run dir (result.json, threshold.json, decoding.json, config.cfg) as a
+    record. Its experiment and variant: result.json's where it names them (a different one
+    given is an error), else those given (an experiment is required)."""
+    result = _read(run_dir / "result.json")
+    for name, given in (("experiment", experiment), ("variant", variant)):
+        stored = result.get(name)
+        if stored is not None and given is not None and stored != given:
+            raise RecordError(f"{run_dir / 'result.json'}: {name} {stored!r}, but {given!r} was given")
+    result.setdefault("experiment", experiment)
+    result.setdefault("variant", variant or DEFAULT_VARIANT)
+    if not result["experiment"]:
+        raise RecordError(f"{run_dir / 'result.json'} names no experiment: give one")
+    record: Dict[str, Any] = {"path": run_dir.relative_to(root).as_posix(), **result}
+    if (run_dir / "threshold.json").exists():
+        threshold = _read(run_dir / "threshold.json")
+        if threshold.get("test_default") == result.get("test"):
+            del threshold["test_default"]
+        record["threshold"] = threshold
+    if (run_dir / "decoding.json").exists():
+        record["decoding"] = _read(run_dir / "decoding.json")["variants"]
+    if (run_dir / "config.cfg").exists():
+        base = config_text(result["encoder"], result["system"])
+        overrides, removed = config_diff((run_dir / "config.cfg").read_text(encoding="utf8"), base)
+        record["config_overrides"] = overrides
+        if removed:
+            record["config_removed"] = removed
+    if "schema_version" in record:  # result.json's layout version, not the store's
+        record["result_schema_version"] = record.pop("schema_version")
+    record["schema_version"], record["kind"] = SCHEMA_VERSION, "train"
+    return TrainRecord.from_dict(_relativize(record))
+
+
+def timing_record(path: Path, root: Path, *, experiment: str,
+                  variant: str = DEFAULT_VARIANT) -> TimingRecord:
+    """One timing repeat, {dataset}/{encoder}/timing/{session}/{system}-seed{N}-r{N}.json."""
+    rel = path.relative_to(root)
+    system, seed, repeat = path.stem.rsplit("-", 2)
+    data = _read(path)
+    return TimingRecord.from_dict(_relativize({
+        "experiment": data.pop("experiment", experiment), "variant": data.pop("variant", variant),
+        "path": rel.as_posix(), "dataset": rel.parts[0], "encoder": rel.parts[1], "system": system,
+        "session": rel.parts[3], "seed": int(seed[4:]), "repeat": int(repeat[1:]), **data,
+        "schema_version": SCHEMA_VERSION, "kind": "timing",
+    }))
+
+
+def find_runs(folder: Path) -> Tuple[List[Path], List[Tuple[Path, Path]]]:
+    """Run dirs (holding result.json) in or below a folder, and timing repeats with the
+    folder their path is relative to (the one above {dataset}/{encoder}/timing/)."""
+    if (folder / "result.json").exists():
+        return [folder], []
+    runs = sorted(p.parent for p in folder.rglob("result.json"))
+    timings = [(p, p.parents[4]) for p in sorted(folder.rglob("*.json"))
+               if len(p.relative_to(folder).parts) >= 5 and p.parents[1].name == "timing"]
+    return runs, timings
+
+
+def collect_runs(run_dirs: Sequence[Path], results_file: Path, *, experiment: Optional[str] = None,
+                 variant: Optional[str] = None) -> Tuple[int, int, int]:
+    """Fold training runs and timing repeats in or below `run_dirs` into `results_file`.
+    `experiment` and `variant` name runs whose result.json does not (runs of the first
+    runner); a run that names its own keeps them, and must agree with those given. A run
+    dir's path is kept relative to the folder given. Returns (runs, timing repeats)
+    collected and the file's record count."""
+    runs: List[Record] = []
+    timings: List[Record] = []
+    for folder in run_dirs:
+        dirs, repeats = find_runs(folder)
+        root = folder.parent if dirs == [folder] else folder
+        runs += [run_record(d, root, experiment=experiment, variant=variant) for d in dirs]
+        if repeats and not experiment:
+            raise RecordError(f"{folder}: timing repeats need an experiment")
+        timings += [timing_record(p, r, experiment=experiment or "", variant=variant or DEFAULT_VARIANT)
+                    for p, r in repeats]
+    if not runs and not timings:
+        raise RecordError(f"no result.json or timing repeat in {', '.join(map(str, run_dirs))}")
+    return len(runs), len(timings), merge_into(results_file, runs + timings)
+
+
+# --- head cost (python -m bench time head-cost) and head parts (`python -m bench time parts`) ---------
+
+def head_cost_record(path: Path, label: str, role: Role, session: Optional[str] = None) -> HeadCostRecord:
     """One profile_head output (--output JSON) as a compact record, listings dropped."""
     out = _read(path)
     code = dict(out.get("code", {}))
     if code.get("package_path"):
         code["package_path"] = _package_path(code["package_path"])
     session = session or path.resolve().parent.name
-    return {"source": f"{session}/{path.name}", "session": session, "label": label, "role": role.value,
-            "data": _data_path(str(out.get("data", "?"))), "lang": out.get("lang"),
-            "encoder": out.get("encoder"), "threads": out.get("threads"), "code": code,
-            "overrides": out.get("overrides", {}), "figures": out["figures"]}
+    return HeadCostRecord.from_dict({
+        "source": f"{session}/{path.name}", "session": session, "label": label, "role": role.value,
+        "data": _data_path(str(out.get("data", "?"))), "lang": out.get("lang"),
+        "encoder": out.get("encoder"), "threads": out.get("threads"), "code": code,
+        "overrides": out.get("overrides", {}), "figures": out["figures"],
+        "schema_version": SCHEMA_VERSION, "kind": "head_cost"})
+
+
+def collect_head_cost(files: Sequence[Path], label: str, role: Role, into: Path,
+                      session: Optional[str] = None) -> int:
+    """Add profile_head outputs to a results file (created if missing); a record of the same
+    source (session and file name) is replaced. Returns the file's record count."""
+    return merge_into(into, [head_cost_record(p, label, role, session) for p in files])
+
+
+def model_identity(model: str) -> Dict[str, Any]:
+    """dataset, encoder, system and seed from a run's model path
+    (.../{dataset}/{encoder}/{system}/seed{N}/model-best)."""
+    parts = PurePosixPath(model).parts
+    i = next((i for i, p in enumerate(parts) if p.startswith("seed") and p[4:].isdigit()), None)
+    if i is None or i < 3:
+        raise RecordError(f"model path {model!r} is not .../DATASET/ENCODER/SYSTEM/seedN/...")
+    return {"dataset": parts[i - 3], "encoder": parts[i - 2], "system": parts[i - 1], "seed": int(parts[i][4:])}
+
+
+def head_parts_record(data: Dict[str, Any], *, experiment: str, run: int = 0) -> HeadPartsRecord:
+    """One time_head_parts output (a dict) as a record of the model it timed."""
+    model = relative_path(data["model"]) if str(data["model"]).startswith("/") else data["model"]
+    return HeadPartsRecord.from_dict({
+        **model_identity(model), "experiment": experiment, "run": run,
+        **{k: v for k, v in data.items() if k != "model"}, "model": model,
+        "data": _data_path(str(data.get("data", "?"))),
+        "schema_version": SCHEMA_VERSION, "kind": "head_parts"})
+
+
+def collect_head_parts(files: Sequence[Path], into: Path, *, experiment: str, run: int = 0) -> int:
+    """Add time_head_parts outputs (one JSON object, or a list of them, a file) to a results
+    file; `run` tells repeated measurements of one model apart. Returns the record count."""
+    records = []
+    for path in files:
+        data = _read(path)
+        for item in data if isinstance(data, list) else [data]:
+            records.append(head_parts_record(item, experiment=experiment, run=run))
+    return merge_into(into, records)
+
+
+# --- the first runner's collect commands (bench/run.py collect, collect-head-cost) -----------
+
+class Kind(str, Enum):
+    """The first runner's run folders and where their runs go:
+    runs -> fixed_budget/{dataset}.json, tuned -> tuned/tuned.json, sweep -> sweep/sweep.json
+    (variant: the run's settings and time budget), converged -> converged/baseline.json."""
+
+    runs = "runs"
+    tuned = "tuned"
+    sweep = "sweep"
+    converged = "converged"
+    head_cost = "head_cost"
+
+
+def sweep_variant(result: Dict[str, Any]) -> str:
+    """A sweep run's variant: its --set overrides (last key part) and its time budget."""
+    settings = {k.rsplit(".", 1)[-1]: v for k, v in (result.get("overrides") or {}).items()}
+    settings["budget_seconds"] = f"{result.get('max_train_seconds') or 0:g}"
+    return variant_name(settings)
+
+
+def fold(root: Path, kind: Kind, results_dir: Path) -> Dict[Path, Tuple[int, int]]:
+    """Collect a run folder of the first runner by its kind (see Kind). Returns each written
+    file's run and timing counts (of the records collected)."""
+    if kind is Kind.head_cost:
+        raise ValueError("head-cost results are profile_head outputs: collect them with collect_head_cost")
+    written: Dict[Path, Tuple[int, int]] = {}
+    if kind is Kind.sweep:
+        dirs, _ = find_runs(root)
+        records = [run_record(d, root, experiment="sweep", variant=sweep_variant(_read(d / "result.json")))
+                   for d in dirs]
+        path = results_dir / "sweep" / "sweep.json"
+        merge_into(path, records)
+        return {path: (len(records), 0)}
+    if kind is not Kind.runs:
+        experiment = kind.value
+        path = results_dir / experiment / ("baseline.json" if kind is Kind.converged else f"{experiment}.json")
+        n_runs, n_timings, _ = collect_runs([root], path, experiment=experiment)
+        return {path: (n_runs, n_timings)}
+    dirs, repeats = find_runs(root)
+    by_dataset: Dict[str, List[Record]] = {}
+    for d in dirs:
+        r = run_record(d, root, experiment="fixed_budget")
+        by_dataset.setdefault(r.dataset, []).append(r)
+    for p, r_root in repeats:
+        t = timing_record(p, r_root, experiment="fixed_budget")
+        by_dataset.setdefault(t.dataset, []).append(t)
+    for dataset, records in sorted(by_dataset.items()):
+        path = results_dir / "fixed_budget" / f"{dataset}.json"
+        merge_into(path, records)
+        written[path] = (sum(r.kind == "train" for r in records), sum(r.kind == "timing" for r in records))
+    return written
 
 
 def fold_head_cost(paths: Sequence[Path], label: str, role: Role, into: Path,
                    session: Optional[str] = None) -> int:
-    """Add profile_head outputs to a head_cost.json (created if missing); a record of the
-    same source (session and file name) is replaced in place, new ones are appended, so the
-    file keeps the order they were collected in. Returns the file's record count."""
-    data = _read(into) if into.exists() else {"kind": Kind.head_cost.value, "runs": []}
-    if data.get("kind") != Kind.head_cost.value:
-        raise ValueError(f"{into} holds kind {data.get('kind')!r} results, not 'head_cost'")
-    new = [head_cost_record(p, label, role, session) for p in paths]
-    data["runs"] = _merge(data["runs"], new, lambda r: r["source"])
-    _write(into, data)
-    return len(data["runs"])
-
-
-def load(results_dir: Path) -> Dict[str, Any]:
-    """Every compact file of a folder: "runs" and "timings" (the main tables), "tuned",
-    "converged", "sweeps" (name -> runs), each in the order of the run dirs, and
-    "head_cost" (in the order collected)."""
-    out: Dict[str, Any] = {"runs": [], "timings": [], "tuned": [], "converged": [], "sweeps": {},
-                           "head_cost": []}
-    for path in sorted(results_dir.glob("*.json")):
-        data = _read(path)
-        kind = Kind(data["kind"])
-        if kind is Kind.runs:
-            out["runs"] += data["runs"]
-            out["timings"] += data.get("timings", [])
-        elif kind is Kind.tuned:
-            out["tuned"] += data["runs"]
-        elif kind is Kind.converged:
-            out["converged"] += data["runs"]
-        elif kind is Kind.head_cost:
-            out["head_cost"] += data["runs"]
-        else:
-            for run in data["runs"]:
-                out["sweeps"].setdefault(run["sweep"], []).append(run)
-    out["runs"].sort(key=_run_order)
-    out["timings"].sort(key=_timing_order)
-    out["tuned"].sort(key=_run_order)
-    out["converged"].sort(key=_run_order)
-    out["sweeps"] = {name: sorted(runs, key=_run_order) for name, runs in sorted(out["sweeps"].items())}
-    return out
+    """collect_head_cost under the first runner's name."""
+    return collect_head_cost(paths, label, role, into, session)

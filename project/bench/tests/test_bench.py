@@ -1,5 +1,6 @@
 """Tests for the benchmark code in project/bench: the CRF tagger component, the scoring
-helpers, the configs and the results-page generator (no real training)."""
+helpers and the configs (no real training; the results store and page: test_results_store.py,
+test_report.py)."""
 
 import itertools
 import json
@@ -17,7 +18,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 pytest.importorskip("torchcrf")
 
-from bench import common, configs, registry, report, results, thresholds, timing, training  # noqa: E402  (after the skip: crf_component needs torchcrf)  # noqa: E402
+from bench import common, configs, registry, results, thresholds, timing, training  # noqa: E402  (after the skip: crf_component needs torchcrf)  # noqa: E402
 from bench import crf_component as crf  # noqa: E402
 from scripts import span_metrics  # noqa: E402
 
@@ -132,72 +133,6 @@ def test_written_configs_are_current_and_load():
             assert config["nlp"]["pipeline"] == [registry.ENCODERS[encoder].pipe, registry.SYSTEMS[system].component]
 
 
-def _result(system, f, train_wps, flat=False):
-    overall = {"p": f, "r": f, "f": f}
-    return {
-        "dataset": "genia", "encoder": "cnn", "system": system, "seed": 0, "flat": flat, "steps": 100,
-        "spancat_sizes": [1, 2, 3, 4] if system == "spancat" else None,
-        "train_words_per_second": train_wps, "train_seconds": 10.0,
-        "best": {"step": 100, "train_seconds": 9.0, "dev_f": f},
-        "curve": [{"step": 50, "epoch": 0, "train_seconds": 5.0, "dev": {"f": f / 2}},
-                  {"step": 100, "epoch": 0, "train_seconds": 10.0, "dev": {"f": f}}],
-        "test": {"overall": overall, "outermost": overall,
-                 "per_type": {"DNA": {"f": f}, "protein": {"f": f}},
-                 "nested_gold": {"found": 1, "spans": 2, "recall": 0.5}},
-        "machine": {"cpu": "test cpu", "cores": 2},
-    }
-
-
-def _timing(bs1, large, enc_large):
-    return {"train": {"words_per_second": bs1 * 3},
-            "full": {"batch1": {"words_per_second": bs1}, "large": {"words_per_second": large}},
-            "encoder_only": {"batch1": {"words_per_second": bs1 * 2}, "large": {"words_per_second": enc_large}},
-            "peak_rss_mb": 500.0}
-
-
-def test_report_builds_tables_from_results_json(tmp_path):
-    runs = tmp_path / "runs"
-    for system, f, wps in (("global_pointer", 0.72, 5000.0), ("spancat", 0.68, 3000.0), ("crf", 0.65, 2000.0)):
-        path = runs / "genia" / "cnn" / system / "seed0" / "result.json"
-        path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(_result(system, f, wps, flat=system == "crf")))
-        for repeat, speed in enumerate((1000.0, 1200.0, 1100.0)):
-            timing = runs / "genia" / "cnn" / "timing" / "s1" / f"{system}-seed0-r{repeat}.json"
-            timing.parent.mkdir(parents=True, exist_ok=True)
-            timing.write_text(json.dumps(_timing(speed, speed * 10, speed * 40)))
-    assert results.fold(runs, results.Kind.runs, tmp_path / "results") == {
-        tmp_path / "results" / "genia.json": (3, 9)}
-    data = results.load(tmp_path / "results")
-    runs_, timings = data["runs"], data["timings"]
-    assert len(runs_) == 3 and len(timings) == 9
-    rows = report.summarize(runs_, timings)
-    gp = rows[("genia", "cnn", "global_pointer")]
-    assert gp["pred_large"] == 11000.0 and gp["repeats"] == 3  # median of the repeats
-    assert gp["head_share_large"] == pytest.approx(0.75)
-    page = report.build_page(runs_, timings, commands=["python bench/run.py run genia"])
-    assert "| global_pointer | 72.0 | 72.0 | 72.0 | 72.0 | 50.0 | 1 | ? |" in page
-    assert "| F per type | DNA | protein |" in page
-    assert "spancat n-gram sizes covering 99.5% of the training spans: 1-4." in page
-    assert "| GENIA test F1: global_pointer vs best spancat (cnn) | +3.0 points | +4.0 points | **met** |" in page
-    assert "genia: global_pointer vs CRF, training words/s (cnn) | >= 1.30x | 1.00x | **missed**" in page
-    assert "| global_pointer | 5,000 | 3,300 | 100 | 9 | 1,100 | 11,000 | 44,000 | 50.0% / 75.0% | 500 | s1 (?) | 3 |" in page
-    assert "prediction batch 256 (cnn) | >= 1.00x | 1.00x | **met** |" in page
-    assert "median of 3 paired repeats" in page
-
-
-def test_report_draws_figures(tmp_path):
-    pytest.importorskip("matplotlib")
-    results = [_result("global_pointer", 0.72, 5000.0), _result("crf", 0.65, 2000.0, flat=True)]
-    for r in results:
-        r["dataset"] = "cluener"
-    timings = [dict(_timing(1000.0, 9000.0, 20000.0), dataset="cluener", encoder="cnn", system=s,
-                    seed=0, repeat=0) for s in ("global_pointer", "crf")]
-    rows = report.summarize(results, timings)
-    figures = report.make_figures(rows, tmp_path / "figures")
-    assert {p.name for p in figures} == {"cluener-cnn-f1.png", "cluener-cnn-speed.png", "cluener-cnn-curve.png"}
-    assert all(p.stat().st_size > 1000 for p in figures)
-
-
 def test_parse_overrides_reads_json_values_and_rejects_malformed_items():
     parsed = common.parse_overrides(["training.optimizer.learn_rate=0.002", "training.dropout=0.2",
                                         "components.x.flag=true", "nlp.lang=zh"])
@@ -223,118 +158,9 @@ def test_threshold_family_maps_variants_to_their_pipe():
         "global_pointer", "global_pointer", "spancat", "spancat", None, None]
 
 
-def _tuned_result(system, seed, f, tuned_f, threshold, overrides):
-    result = _result(system, f, 1000.0)
-    result.update(seed=seed, overrides=overrides, steps=4000, encoder="bilstm")
-    result["threshold"] = {"best_threshold": threshold, "test_tuned": {"overall": {"f": tuned_f}}}
-    return result
-
-
-def test_tuned_section_reports_medians_and_paired_margin():
-    runs = [_tuned_result("global_pointer", 0, 0.73, 0.74, -0.25, {"training.optimizer.learn_rate": 0.002}),
-            _tuned_result("global_pointer", 1, 0.71, 0.72, 0.0, {"training.optimizer.learn_rate": 0.002}),
-            _tuned_result("spancat", 0, 0.70, 0.705, 0.4, {}),
-            _tuned_result("spancat", 1, 0.68, 0.69, 0.35, {})]
-    text = "\n".join(report.tuned_section(runs))
-    assert "### genia, bilstm encoder, 4000 steps" in text
-    assert ("| global_pointer | learn_rate=0.002 | 0: 73.0, 1: 71.0 | 72.0 | 0: 74.0 (t=-0.25), 1: 72.0 (t=0.0) "
-            "| 73.0 |") in text
-    assert "| spancat (99.5% sizes) | defaults | 0: 70.0, 1: 68.0 | 69.0 |" in text
-    # medians 73.0 - 69.75; seed by seed 74.0 - 70.5 and 72.0 - 69.0
-    assert ("global_pointer (threshold tuned on dev) minus spancat (99.5% sizes): **+3.2 points** (medians); "
-            "seed by seed: +3.5, +3.0. Target: +3.0.") in text
-
-
-def test_tuned_section_compares_flat_data_with_the_crf():
-    runs = [_tuned_result("global_pointer", 0, 0.66, 0.67, -0.25, {}),
-            _tuned_result("crf", 0, 0.68, 0.0, 0.0, {"training.optimizer.learn_rate": 0.002})]
-    for r in runs:
-        r["dataset"] = "cluener"
-    del runs[1]["threshold"]  # the CRF has no threshold: compared on its plain F
-    text = "\n".join(report.tuned_section(runs))
-    assert "| CRF tagger | learn_rate=0.002 | 0: 68.0 | 68.0 | — |" in text
-    assert "global_pointer (threshold tuned on dev) minus CRF tagger: **-1.0 points**" in text
-    assert "Target: +0.0." in text
-
-
-def test_sweep_section_lists_every_run_with_its_budget(tmp_path):
-    sweep = tmp_path / "sweeps" / "device-1"
-    for name, system, f in (("global_pointer-lr2e-3", "global_pointer", 0.73), ("spancat", "spancat", 0.70),
-                            ("global_pointer", "global_pointer", 0.71)):
-        result = _result(system, f, 1000.0)
-        result.update(max_train_seconds=200.0, steps_run=2900, overrides={"training.optimizer.learn_rate": 0.002}
-                      if "lr" in name else {})
-        path = sweep / "genia" / "cnn" / name / "result.json"
-        path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(result))
-    results.fold(sweep, results.Kind.sweep, tmp_path / "results")
-    sweeps = results.load(tmp_path / "results")["sweeps"]
-    assert list(sweeps) == ["device-1"]
-    text = "\n".join(report.sweep_section(sweeps["device-1"]))
-    assert "3 runs, up to 14 at a time" in text
-    gp_lr = "| cnn | global_pointer | learn_rate=0.002 | 0 | 200 s | 2900 | 1 | 73.0 | 73.0 | 73.0 | 73.0 | — | 50.0 |"
-    gp = "| cnn | global_pointer | defaults | 0 | 200 s | 2900 | 1 | 71.0 |"
-    assert gp_lr in text and text.index(gp) < text.index(gp_lr)  # a system's runs in run dir order
-    assert "| cnn | spancat (99.5% sizes) | defaults | 0 | 200 s | 2900 |" in text
-    page = report.build_page([], [], sweeps=sweeps)
-    assert "## Tuning sweep: device-1" in page
-
-
 def _base_config(encoder, system, **overrides):
     return spacy.util.load_config_from_str(configs.config_text(encoder, system), overrides=overrides,
                                            interpolate=False).to_str()
-
-
-def test_collect_folds_runs_with_relative_paths_and_config_overrides(tmp_path):
-    runs = tmp_path / "runs"
-    run = runs / "genia" / "cnn" / "global_pointer" / "seed0"
-    run.mkdir(parents=True)
-    result = _result("global_pointer", 0.72, 5000.0)
-    (run / "result.json").write_text(json.dumps(result))
-    (run / "threshold.json").write_text(json.dumps(
-        {"best_threshold": -0.25, "test_tuned": result["test"], "test_default": result["test"]}))
-    (run / "config.cfg").write_text(_base_config(
-        "cnn", "global_pointer", **{"paths.train": "/elsewhere/project/corpus/bench/genia/train.spacy",
-                                    "training.max_steps": 100}))
-    timing = runs / "genia" / "cnn" / "timing" / "s1" / "global_pointer-seed0-r0.json"
-    timing.parent.mkdir(parents=True)
-    timing.write_text(json.dumps(dict(_timing(1000.0, 9000.0, 20000.0),
-                                      model=str(run / "model-best"), data="/data/test.spacy")))
-    out = tmp_path / "results"
-    results.fold(runs, results.Kind.runs, out)
-    text = (out / "genia.json").read_text(encoding="utf8")
-    assert '"/' not in text  # no absolute path of the machine the runs ran on
-    data = json.loads(text)
-    assert data["kind"] == "runs" and len(text.splitlines()) == 9  # one record a line
-    (record,) = data["runs"]
-    assert record["path"] == "genia/cnn/global_pointer/seed0"
-    assert record["config_overrides"] == {"paths.train": "corpus/bench/genia/train.spacy", "training.max_steps": 100}
-    assert "config_removed" not in record
-    assert record["threshold"] == {"best_threshold": -0.25, "test_tuned": result["test"]}  # test_default == test
-    (timed,) = data["timings"]
-    assert (timed["system"], timed["session"], timed["seed"], timed["repeat"]) == ("global_pointer", "s1", 0, 0)
-    assert timed["model"].endswith("model-best") and not timed["model"].startswith("/")
-    assert timed["data"] == "test.spacy"  # outside any project: the name alone
-
-    # Folding again replaces a run; other runs (a later seed, another dataset) are added.
-    result["test"]["overall"]["f"] = 0.5
-    (run / "result.json").write_text(json.dumps(result))
-    (run / "config.cfg").unlink()
-    seed1 = runs / "genia" / "cnn" / "global_pointer" / "seed1"
-    seed1.mkdir()
-    (seed1 / "result.json").write_text(json.dumps(dict(result, seed=1)))
-    other = tmp_path / "more" / "weibo" / "cnn" / "crf" / "seed0"
-    other.mkdir(parents=True)
-    (other / "result.json").write_text(json.dumps(dict(_result("crf", 0.6, 1.0, flat=True), dataset="weibo")))
-    results.fold(runs, results.Kind.runs, out)
-    assert results.fold(tmp_path / "more", results.Kind.runs, out) == {out / "weibo.json": (1, 0)}
-    loaded = results.load(out)
-    assert [(r["dataset"], r["seed"], r["test"]["overall"]["f"]) for r in loaded["runs"]] == [
-        ("genia", 0, 0.5), ("genia", 1, 0.5), ("weibo", 0, 0.6)]
-    assert len(loaded["timings"]) == 1
-    with pytest.raises(ValueError, match="kind"):
-        (out / "tuned.json").write_text(json.dumps({"kind": "runs", "runs": []}))
-        results.fold(runs, results.Kind.tuned, out)
 
 
 def test_config_overrides_rebuild_the_run_config():
