@@ -7,7 +7,7 @@ missing of one; `collect` folds finished runs into bench/results/, `report` writ
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from typing_extensions import Annotated
@@ -15,6 +15,9 @@ from typing_extensions import Annotated
 from bench import registry
 from bench.common import BENCH, PROJECT, BadOverride, parse_overrides, split_list
 from bench.timing_cli import app as time_app
+
+if TYPE_CHECKING:
+    from bench.experiment import Experiment
 
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
 app.add_typer(time_app, name="time", help="Timing: words/s of a trained pipeline, profiles, the head's cost against its encoder, its parts, the torch head's forward.")
@@ -49,7 +52,8 @@ def _finish(failed: List[str], output: Path) -> None:
 def run_experiment(
     path: Annotated[Path, typer.Argument(help="Experiment file (bench/experiments/NAME.toml, or NAME)")],
     dry_run: Annotated[bool, typer.Option(help="List the runs and which are done; train nothing")] = False,
-    collect: Annotated[bool, typer.Option(help="Afterwards fold the runs as the file's [collect] says")] = False,
+    collect: Annotated[bool, typer.Option(
+        help="Afterwards fold the runs into the file's results file (default bench/results/EXPERIMENT/VARIANT.json)")] = False,
     output: Annotated[Optional[Path], typer.Option(help="Runs dir (default: the file's output, else bench/runs/NAME)")] = None,
     data_dir: Annotated[Path, typer.Option(help="Shared corpora (span JSONL)")] = DATA_DIR,
     corpus_root: Annotated[Path, typer.Option(help="Where prepared DocBins go")] = CORPUS_ROOT,
@@ -69,21 +73,50 @@ def run_experiment(
     except (RuntimeError, FileNotFoundError) as err:  # no weights package, no data: before any training
         raise typer.BadParameter(str(err)) from err
     if collect and not dry_run:
-        if experiment.collect is None:
-            raise typer.BadParameter(f"{path} has no [collect] table")
-        _collect(output or experiment.runs_dir(), experiment.collect.kind, PROJECT / experiment.collect.results)
+        _collect_experiment(experiment, output or experiment.runs_dir())
     _finish(failed, output or experiment.runs_dir())
+
+
+def _collect_experiment(experiment: Experiment, runs_dir: Path, store: Path = BENCH / "results") -> None:
+    """Fold an experiment's finished runs (and its timing repeats) into its results file,
+    each variant of its grids under its own name."""
+    from bench.training import run_dir
+
+    by_variant: dict = {}
+    for item in experiment.plan():
+        rdir = run_dir(runs_dir, experiment.dataset, item.encoder, item.system, item.seed)
+        if (rdir / "result.json").exists():
+            by_variant.setdefault(item.variant, []).append(rdir)
+    timing = [runs_dir / experiment.dataset / e / "timing" for e in sorted({i.encoder for i in experiment.plan()})]
+    by_variant.setdefault(experiment.variant, []).extend(t for t in timing if t.exists())
+    path = experiment.results_file()
+    for variant, dirs in by_variant.items():
+        if dirs:
+            _collect_into(dirs, path, experiment.experiment, variant, store)
+
+
+def _collect_into(runs: List[Path], path: Path, experiment: Optional[str], variant: Optional[str],
+                  store: Optional[Path]) -> None:
+    from bench.records import RecordError
+    from bench.results import collect_runs
+
+    try:
+        n_runs, n_timings, total = collect_runs(runs, path, experiment=experiment, variant=variant, store=store)
+    except RecordError as err:
+        raise typer.BadParameter(str(err)) from err
+    print(f"{path}: {n_runs} runs, {n_timings} timing repeats collected ({total} records in the file)")
 
 
 @app.command("experiments")
 def experiments() -> None:
-    """List the experiment files: name, variant, dataset, runs planned, runs dir."""
+    """List the experiment files: name, results experiment and variant, dataset, runs planned,
+    runs dir, results file (--collect)."""
     from bench.experiment import EXPERIMENTS, load_experiment
 
     for path in sorted(EXPERIMENTS.glob("*.toml")):
         e = load_experiment(path)
-        print(f"{e.name:36} {e.variant:24} {e.dataset:9} {len(e.plan()):3} runs  "
-              f"{e.runs_dir().relative_to(PROJECT)}")
+        print(f"{e.name:34} {e.experiment:11} {e.variant:24} {e.dataset:9} {len(e.plan()):3} runs  "
+              f"{e.runs_dir().relative_to(PROJECT)} -> {e.results_file().relative_to(PROJECT)}")
 
 
 @app.command("run")
@@ -233,38 +266,27 @@ def status(output: Annotated[Path, typer.Option(help="Runs dir")] = BENCH / "run
     print("\n".join(status_lines(output)))
 
 
-def _collect(runs: Path, kind: str, results: Path) -> None:
-    from bench.results import Kind, fold
-
-    if kind == Kind.head_cost.value:
-        raise typer.BadParameter("head-cost results are `time head-cost` outputs: use collect-head-cost")
-    for path, (n_runs, n_timings) in fold(runs, Kind(kind), results).items():
-        print(f"{path}: {n_runs} runs, {n_timings} timing repeats")
-
-
-# The results store and the page (bench/results.py, bench/report.py) are wired in here.
 @app.command("collect")
 def collect(
     runs: Annotated[List[Path], typer.Argument(exists=True, file_okay=False, help="Run dirs, or folders above them")],
-    kind: Annotated[str, typer.Option(help="Without --experiment: runs, tuned, converged or sweep (bench/results.py Kind)")] = "runs",
-    results: Annotated[Path, typer.Option(help="Folder of the results files")] = BENCH / "results",
     experiment: Annotated[Optional[str], typer.Option(
-        help="Experiment of runs whose result.json names none (e.g. converged); a run that names one keeps it")] = None,
-    variant: Annotated[Optional[str], typer.Option(help="Their variant, e.g. head_learn_rate_scale=10 (default: baseline)")] = None,
-    into: Annotated[Optional[Path], typer.Option(help="Results file (default: RESULTS/EXPERIMENT/VARIANT.json)")] = None,
+        help="Experiment (converged, fixed_budget, tuned, sweep, ...) of runs whose result.json names none; "
+             "a run that names one keeps it")] = None,
+    variant: Annotated[Optional[str], typer.Option(
+        help="Their variant, e.g. head_learn_rate_scale=10 (default: the run's, else baseline)")] = None,
+    into: Annotated[Optional[Path], typer.Option(
+        help="Results file (default: RESULTS/EXPERIMENT/VARIANT.json)")] = None,
+    results: Annotated[Path, typer.Option(help="The results folder (a record another file of it holds is refused)")] = BENCH / "results",
 ) -> None:
-    """Fold finished runs into the results files the page is built from."""
-    if experiment is None and variant is None and into is None:
-        for folder in runs:
-            _collect(folder, kind, results)
-        return
+    """Fold finished runs and timing repeats into a results file the page is built from."""
+    from bench.experiment import default_results_file
     from bench.records import DEFAULT_VARIANT
-    from bench.results import collect_runs
 
-    name = (variant or DEFAULT_VARIANT).replace(", ", "_").replace("=", "-")
-    path = into or results / (experiment or "collected") / f"{name}.json"
-    n_runs, n_timings, total = collect_runs(runs, path, experiment=experiment, variant=variant)
-    print(f"{path}: {n_runs} runs, {n_timings} timing repeats collected ({total} records in the file)")
+    if into is None:
+        if experiment is None:
+            raise typer.BadParameter("give --experiment (the results file is RESULTS/EXPERIMENT/VARIANT.json) or --into")
+        into = default_results_file(experiment, variant or DEFAULT_VARIANT, results)
+    _collect_into(runs, into, experiment, variant, results)
 
 
 @app.command("collect-head-cost")
@@ -276,9 +298,10 @@ def collect_head_cost(
     into: Annotated[Path, typer.Option(help="Results file of head-cost records")] = BENCH / "results" / "head_cost" / "head_cost.json",
 ) -> None:
     """Fold head-cost measurements into head_cost.json."""
-    from bench.results import Role, fold_head_cost
+    from bench.results import Role
+    from bench.results import collect_head_cost as fold
 
-    n = fold_head_cost(files, label, Role(role), into, session)
+    n = fold(files, label, Role(role), into, session)
     print(f"{into}: {n} head-cost records ({len(files)} collected as {label}, {role})")
 
 

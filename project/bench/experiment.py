@@ -3,12 +3,17 @@ bench/experiments/, run by `python -m bench run-experiment bench/experiments/NAM
 
     name = "converged-genia-bilstm"      # default: the file name without .toml
     description = "..."
+    experiment = "converged"             # the results store's experiment (default: name); the
+                                         # page has sections for converged, fixed_budget, tuned, sweep
+    variant = "baseline"                 # what differs from the baseline runs, as "key=value"
+                                         # pairs ("a=1, b=2"; default "baseline")
+    results = "bench/results/converged/baseline.json"   # where --collect folds the runs
+                                         # (default bench/results/EXPERIMENT/VARIANT.json)
     dataset = "genia"                    # bench/registry.py
-    variant = "baseline"                 # what differs from the baseline runs (default "baseline")
     output = "bench/runs_converged"      # run dirs, relative to project/ (default bench/runs/NAME)
     encoders = ["bilstm"]                # one grid; or several [[grid]] tables, each with
     systems = ["global_pointer_efficient", "spancat"]   # encoders, systems, seeds and
-    seeds = [0]                          # optional overrides of its own
+    seeds = [0]                          # optional overrides and variant of its own
     tune_thresholds = true               # after training: threshold.json (systems with span scores)
     decode_variants = false              # decoding.json (global_pointer systems)
     threads = 1
@@ -24,8 +29,6 @@ bench/experiments/, run by `python -m bench run-experiment bench/experiments/NAM
     [timing]                             # optional: time the trained models, systems alternated
     repeats = 3
 
-    [collect]                            # optional: where `run-experiment --collect` folds the runs
-    kind = "converged"
 
 Unknown keys are errors (a typo would otherwise run something else than the file says).
 """
@@ -40,9 +43,11 @@ import tomllib
 
 from bench import registry
 from bench.common import BENCH, PROJECT
+from bench.records import DEFAULT_VARIANT, variant_settings
 from bench.training import Schedule
 
 EXPERIMENTS = BENCH / "experiments"
+RESULTS = BENCH / "results"
 
 
 class ExperimentError(ValueError):
@@ -57,6 +62,7 @@ class Grid:
     systems: Tuple[str, ...]
     seeds: Tuple[int, ...]
     overrides: Mapping[str, Any] = field(default_factory=dict)  # over the experiment's
+    variant: Optional[str] = None  # default: the experiment's
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,6 @@ class Timing:
 
 
 @dataclass(frozen=True)
-class Collect:
-    kind: str = "runs"  # bench/results.py Kind
-    results: str = "bench/results"  # folder, relative to project/
-
-
-@dataclass(frozen=True)
 class Run:
     """One training run of an experiment."""
 
@@ -82,6 +82,7 @@ class Run:
     system: str
     seed: int
     overrides: Mapping[str, Any]
+    variant: str = DEFAULT_VARIANT
 
 
 @dataclass(frozen=True)
@@ -91,17 +92,24 @@ class Experiment:
     grids: Tuple[Grid, ...]
     schedule: Schedule = Schedule()
     overrides: Mapping[str, Any] = field(default_factory=dict)
-    variant: str = "baseline"
+    experiment: str = ""  # the results store's experiment name (parse_experiment: default name)
+    variant: str = DEFAULT_VARIANT
+    results: Optional[str] = None  # results file relative to project/
     description: str = ""
     output: Optional[str] = None
     tune_thresholds: bool = False
     decode_variants: bool = False
     threads: int = 1
     timing: Optional[Timing] = None
-    collect: Optional[Collect] = None
 
     def runs_dir(self) -> Path:
         return PROJECT / (self.output or f"bench/runs/{self.name}")
+
+    def results_file(self) -> Path:
+        """Where `run-experiment --collect` folds the runs."""
+        if self.results:
+            return PROJECT / self.results
+        return default_results_file(self.experiment or self.name, self.variant)
 
     def plan(self) -> List[Run]:
         """The runs, grid by grid (encoder, then seed, then system), each once."""
@@ -113,7 +121,8 @@ class Experiment:
                         key = (encoder, system, seed)
                         if key in seen:
                             raise ExperimentError(f"{self.name}: {encoder}/{system}/seed{seed} is in two grids")
-                        seen[key] = Run(encoder, system, seed, {**self.overrides, **grid.overrides})
+                        seen[key] = Run(encoder, system, seed, {**self.overrides, **grid.overrides},
+                                        grid.variant or self.variant)
         return list(seen.values())
 
 
@@ -144,7 +153,24 @@ def _grid(table: Dict[str, Any], where: str) -> Grid:
         raise ExperimentError(f"{where}: seeds must be a non-empty list of integers, got {seeds!r}")
     return Grid(_names(table["encoders"], registry.encoder, f"{where}: encoders"),
                 _names(table["systems"], registry.system, f"{where}: systems"),
-                tuple(seeds), dict(table.get("overrides", {})))
+                tuple(seeds), dict(table.get("overrides", {})),
+                _variant(table["variant"], where) if "variant" in table else None)
+
+
+def _variant(value: Any, where: str) -> str:
+    """A variant as the results page reads it: "baseline", or "key=value" pairs."""
+    if not isinstance(value, str) or not value:
+        raise ExperimentError(f"{where}: variant must be a string, got {value!r}")
+    settings = variant_settings(value)
+    if any(not k or not v for k, v in settings.items()):
+        raise ExperimentError(f'{where}: variant {value!r} is not "baseline" or "key=value" pairs '
+                              f'such as "learn_rate=0.001, width_bias=true"')
+    return value
+
+
+def default_results_file(experiment: str, variant: str, root: Path = RESULTS) -> Path:
+    """bench/results/EXPERIMENT/VARIANT.json, the variant's pairs joined with "_" and "-"."""
+    return root / experiment / f"{variant.replace(', ', '_').replace('=', '-')}.json"
 
 
 def parse_experiment(data: Dict[str, Any], default_name: str, where: str = "experiment") -> Experiment:
@@ -173,6 +199,9 @@ def parse_experiment(data: Dict[str, Any], default_name: str, where: str = "expe
                                       f'"training.optimizer.learn_rate" = 0.002')
     data["grids"] = tuple(grids)
     data.setdefault("name", default_name)
+    data.setdefault("experiment", data["name"])
+    if "variant" in data:
+        data["variant"] = _variant(data["variant"], where)
     if "schedule" in data:
         data["schedule"] = Schedule(**_take(data["schedule"], Schedule, f"{where}: [schedule]"))
     if "timing" in data:
@@ -180,8 +209,6 @@ def parse_experiment(data: Dict[str, Any], default_name: str, where: str = "expe
         if "systems" in timing:
             timing["systems"] = _names(timing["systems"], registry.system, f"{where}: [timing] systems")
         data["timing"] = Timing(**timing)
-    if "collect" in data:
-        data["collect"] = Collect(**_take(data["collect"], Collect, f"{where}: [collect]"))
     experiment = Experiment(**data)
     experiment.plan()  # a run listed twice: an error now, before any training
     return experiment

@@ -32,7 +32,14 @@ from bench.records import (
     TrainRecord,
     variant_name,
 )
-from bench.results import RESULTS, head_parts_record, sweep_variant, write_records
+from bench.results import RESULTS, head_parts_record, write_records
+
+
+def sweep_variant(result: Dict[str, Any]) -> str:
+    """A sweep run's variant: its --set overrides (last key part) and its time budget."""
+    settings = {k.rsplit(".", 1)[-1]: v for k, v in (result.get("overrides") or {}).items()}
+    settings["budget_seconds"] = f"{result.get('max_train_seconds') or 0:g}"
+    return variant_name(settings)
 
 CONVERGED_VARIANTS = {
     "converged.json": {},

@@ -43,7 +43,6 @@ from bench.records import (
     TimingRecord,
     TrainRecord,
     record_from_dict,
-    variant_name,
 )
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -256,30 +255,57 @@ def find_runs(folder: Path) -> Tuple[List[Path], List[Tuple[Path, Path]]]:
     if (folder / "result.json").exists():
         return [folder], []
     runs = sorted(p.parent for p in folder.rglob("result.json"))
-    timings = [(p, p.parents[4]) for p in sorted(folder.rglob("*.json"))
-               if len(p.relative_to(folder).parts) >= 5 and p.parents[1].name == "timing"]
+    # A dataset's or an encoder's folder, or a timing folder itself, finds its repeats too.
+    timings = [(p, p.parents[4]) for p in sorted(folder.resolve().rglob("*.json"))
+               if len(p.parts) > 5 and p.parents[1].name == "timing"]
     return runs, timings
 
 
+def _run_root(run_dir: Path) -> Path:
+    """The folder a single run dir's path is kept relative to: the runs dir above
+    {dataset}/{encoder}/{system}/seed{N}, else its parent."""
+    if run_dir.name.startswith("seed") and len(run_dir.resolve().parts) > 4:
+        return run_dir.parents[3]
+    return run_dir.parent
+
+
+def _stored_elsewhere(store: Path, results_file: Path, records: Sequence[Record]) -> None:
+    """A RecordError when a record's identity is already in another file of the store (the
+    page would refuse to load both)."""
+    keys = {(r.kind, *r.key) for r in records}
+    for path in sorted(store.rglob("*.json")):
+        if path.resolve() == results_file.resolve():
+            continue
+        clash = [(r.kind, *r.key) for r in read_file(path) if (r.kind, *r.key) in keys]
+        if clash:
+            raise RecordError(f"{len(clash)} record(s) collected, e.g. {clash[0]}, are already in {path}: "
+                              f"collect them into that file (--into), or move it")
+
+
 def collect_runs(run_dirs: Sequence[Path], results_file: Path, *, experiment: Optional[str] = None,
-                 variant: Optional[str] = None) -> Tuple[int, int, int]:
+                 variant: Optional[str] = None, store: Optional[Path] = None) -> Tuple[int, int, int]:
     """Fold training runs and timing repeats in or below `run_dirs` into `results_file`.
     `experiment` and `variant` name runs whose result.json does not (runs of the first
     runner); a run that names its own keeps them, and must agree with those given. A run
-    dir's path is kept relative to the folder given. Returns (runs, timing repeats)
-    collected and the file's record count."""
+    dir's path is kept relative to its runs dir ({dataset}/{encoder}/{system}/seed{N}), or
+    else to the folder given.
+    With `store` (a results folder) holding `results_file`, a record whose identity another
+    file of it holds is a RecordError before anything is written. Returns (runs, timing repeats) collected and the
+    file's record count."""
     runs: List[Record] = []
     timings: List[Record] = []
     for folder in run_dirs:
         dirs, repeats = find_runs(folder)
-        root = folder.parent if dirs == [folder] else folder
-        runs += [run_record(d, root, experiment=experiment, variant=variant) for d in dirs]
+        runs += [run_record(d, _run_root(d) if d.name.startswith("seed") or d == folder else folder,
+                            experiment=experiment, variant=variant) for d in dirs]
         if repeats and not experiment:
             raise RecordError(f"{folder}: timing repeats need an experiment")
         timings += [timing_record(p, r, experiment=experiment or "", variant=variant or DEFAULT_VARIANT)
                     for p, r in repeats]
     if not runs and not timings:
         raise RecordError(f"no result.json or timing repeat in {', '.join(map(str, run_dirs))}")
+    if store is not None and store.exists() and results_file.resolve().is_relative_to(store.resolve()):
+        _stored_elsewhere(store, results_file, runs + timings)
     return len(runs), len(timings), merge_into(results_file, runs + timings)
 
 
@@ -336,63 +362,3 @@ def collect_head_parts(files: Sequence[Path], into: Path, *, experiment: str, ru
         for item in data if isinstance(data, list) else [data]:
             records.append(head_parts_record(item, experiment=experiment, run=run))
     return merge_into(into, records)
-
-
-# --- the first runner's collect commands (bench/run.py collect, collect-head-cost) -----------
-
-class Kind(str, Enum):
-    """The first runner's run folders and where their runs go:
-    runs -> fixed_budget/{dataset}.json, tuned -> tuned/tuned.json, sweep -> sweep/sweep.json
-    (variant: the run's settings and time budget), converged -> converged/baseline.json."""
-
-    runs = "runs"
-    tuned = "tuned"
-    sweep = "sweep"
-    converged = "converged"
-    head_cost = "head_cost"
-
-
-def sweep_variant(result: Dict[str, Any]) -> str:
-    """A sweep run's variant: its --set overrides (last key part) and its time budget."""
-    settings = {k.rsplit(".", 1)[-1]: v for k, v in (result.get("overrides") or {}).items()}
-    settings["budget_seconds"] = f"{result.get('max_train_seconds') or 0:g}"
-    return variant_name(settings)
-
-
-def fold(root: Path, kind: Kind, results_dir: Path) -> Dict[Path, Tuple[int, int]]:
-    """Collect a run folder of the first runner by its kind (see Kind). Returns each written
-    file's run and timing counts (of the records collected)."""
-    if kind is Kind.head_cost:
-        raise ValueError("head-cost results are profile_head outputs: collect them with collect_head_cost")
-    written: Dict[Path, Tuple[int, int]] = {}
-    if kind is Kind.sweep:
-        dirs, _ = find_runs(root)
-        records = [run_record(d, root, experiment="sweep", variant=sweep_variant(_read(d / "result.json")))
-                   for d in dirs]
-        path = results_dir / "sweep" / "sweep.json"
-        merge_into(path, records)
-        return {path: (len(records), 0)}
-    if kind is not Kind.runs:
-        experiment = kind.value
-        path = results_dir / experiment / ("baseline.json" if kind is Kind.converged else f"{experiment}.json")
-        n_runs, n_timings, _ = collect_runs([root], path, experiment=experiment)
-        return {path: (n_runs, n_timings)}
-    dirs, repeats = find_runs(root)
-    by_dataset: Dict[str, List[Record]] = {}
-    for d in dirs:
-        r = run_record(d, root, experiment="fixed_budget")
-        by_dataset.setdefault(r.dataset, []).append(r)
-    for p, r_root in repeats:
-        t = timing_record(p, r_root, experiment="fixed_budget")
-        by_dataset.setdefault(t.dataset, []).append(t)
-    for dataset, records in sorted(by_dataset.items()):
-        path = results_dir / "fixed_budget" / f"{dataset}.json"
-        merge_into(path, records)
-        written[path] = (sum(r.kind == "train" for r in records), sum(r.kind == "timing" for r in records))
-    return written
-
-
-def fold_head_cost(paths: Sequence[Path], label: str, role: Role, into: Path,
-                   session: Optional[str] = None) -> int:
-    """collect_head_cost under the first runner's name."""
-    return collect_head_cost(paths, label, role, into, session)

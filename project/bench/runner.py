@@ -36,7 +36,7 @@ def stale_keys(result: Dict[str, Any], experiment: Experiment, run: Run) -> List
     if "schema_version" not in result:
         return []
     s = experiment.schedule
-    wanted = {"experiment": experiment.name, "variant": experiment.variant, "steps": s.steps,
+    wanted = {"experiment": experiment.experiment, "variant": run.variant, "steps": s.steps,
               "eval_every": s.eval_every, "patience": s.patience, "train_limit": s.train_limit,
               "overrides": dict(run.overrides)}
     return [key for key in _CHECKED if result.get(key) != wanted[key]]
@@ -50,7 +50,7 @@ def run_experiment(experiment: Experiment, data_dir: Path, corpus_root: Path, ou
     ds = experiment.dataset
     plan = experiment.plan()
     corpus_dir = (corpus_root / ds).resolve()
-    print(f"== {experiment.name} ({experiment.variant}): {ds}, {len(plan)} runs into {output}", flush=True)
+    print(f"== {experiment.name} ({experiment.experiment}, {experiment.variant}): {ds}, {len(plan)} runs into {output}", flush=True)
     for item in plan:
         rdir = run_dir(output, ds, item.encoder, item.system, item.seed)
         if (rdir / "result.json").exists():
@@ -88,7 +88,7 @@ def run_experiment(experiment: Experiment, data_dir: Path, corpus_root: Path, ou
                      "--eval-every", str(s.eval_every), "--threads", str(threads),
                      "--patience", str(s.patience), "--train-limit", str(s.train_limit),
                      "--max-train-seconds", str(s.max_train_seconds),
-                     "--experiment", experiment.name, "--variant", experiment.variant,
+                     "--experiment", experiment.experiment, "--variant", item.variant,
                      *override_args(dict(item.overrides))], rdir / "train.log")
         if rc:
             failed.append(f"train {name} (exit {rc}, see {rdir / 'train.log'})")

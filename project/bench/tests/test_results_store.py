@@ -13,7 +13,7 @@ from bench import configs, migrate_v1, records, results
 
 
 def result_json(system="global_pointer_efficient", f=0.72, *, dataset="genia", seed=0, **extra):
-    """A result.json as bench/run.py train-one writes it (no experiment or variant)."""
+    """A result.json as the first runner's train-one wrote it (no experiment or variant)."""
     overall = {"p": f, "r": f, "f": f, "tp": 72, "predicted": 100, "gold": 100}
     out = {
         "dataset": dataset, "encoder": "cnn", "system": system, "seed": seed, "flat": system in ("crf", "ner"),
@@ -140,7 +140,7 @@ def test_collect_runs_of_the_first_runner_takes_experiment_and_variant_from_the_
     (run / "result.json").write_text(json.dumps(result_json("global_pointer", f=0.5)))
     assert results.collect_runs([run], out, experiment="converged", variant="width_bias=true") == (1, 0, 2)
     (train,) = [r for r in results.read_file(out) if r.kind == "train"]
-    assert train.test.overall.f == 0.5 and train.path == "seed0"
+    assert train.test.overall.f == 0.5 and train.path == "genia/cnn/global_pointer/seed0"  # below its runs dir, as before
 
 
 def test_a_run_that_names_its_experiment_keeps_it_and_a_different_one_given_is_an_error(tmp_path):
@@ -159,19 +159,24 @@ def test_a_run_that_names_its_experiment_keeps_it_and_a_different_one_given_is_a
         results.collect_runs([tmp_path / "empty"], out)
 
 
-def test_fold_keeps_the_first_runners_collect_kinds(tmp_path):
+def test_collect_finds_timing_repeats_below_any_folder_and_refuses_a_record_stored_elsewhere(tmp_path):
     runs = tmp_path / "runs"
-    write_run(runs / "genia" / "cnn" / "crf" / "seed0", result_json("crf"))
-    write_run(runs / "weibo" / "cnn" / "crf" / "seed0", result_json("crf", dataset="weibo"))
-    out = tmp_path / "results"
-    assert results.fold(runs, results.Kind.runs, out) == {
-        out / "fixed_budget" / "genia.json": (1, 0), out / "fixed_budget" / "weibo.json": (1, 0)}
-    sweep = tmp_path / "sweeps" / "device-1"
-    write_run(sweep / "genia" / "cnn" / "crf-lr", result_json("crf", max_train_seconds=200.0))
-    assert results.fold(sweep, results.Kind.sweep, out) == {out / "sweep" / "sweep.json": (1, 0)}
-    (record,) = results.read_file(out / "sweep" / "sweep.json")
-    assert (record.experiment, record.variant) == ("sweep", "budget_seconds=200, learn_rate=0.002")
-    assert len(results.load_records(out)) == 3
+    run = write_run(runs / "genia" / "cnn" / "crf" / "seed0", result_json("crf"))
+    timing = runs / "genia" / "cnn" / "timing" / "s1" / "crf-seed0-r0.json"
+    timing.parent.mkdir(parents=True)
+    timing.write_text(json.dumps({"predict_wps": 1000.0}))
+    store = tmp_path / "results"
+    out = store / "fixed_budget" / "genia.json"
+    assert results.collect_runs([runs / "genia"], out, experiment="fixed_budget") == (1, 1, 2)
+    records_ = results.read_file(out)
+    assert sorted((r.kind, r.path) for r in records_) == [("timing", "genia/cnn/timing/s1/crf-seed0-r0.json"),
+                                                         ("train", "genia/cnn/crf/seed0")]
+    # A run dir given itself keeps its path below the runs dir too.
+    assert results.collect_runs([run], out, experiment="fixed_budget", store=store) == (1, 0, 2)
+    assert {r.path for r in results.read_file(out)} == {"genia/cnn/crf/seed0", "genia/cnn/timing/s1/crf-seed0-r0.json"}
+    with pytest.raises(records.RecordError, match="already in .*genia.json"):
+        results.collect_runs([run], store / "fixed_budget" / "baseline.json", experiment="fixed_budget", store=store)
+    assert not (store / "fixed_budget" / "baseline.json").exists()
 
 
 def _profile_output(path, share):

@@ -85,6 +85,26 @@ def test_an_experiment_plans_its_grid_with_overrides_per_grid():
     assert [(r.system, r.overrides["training.optimizer.learn_rate"]) for r in plan] == [("crf", 0.002), ("spancat", 0.001)]
 
 
+def test_an_experiment_names_its_results_experiment_variant_and_file():
+    from bench.common import PROJECT
+
+    e = parse_experiment(_table(), "converged-genia", "test")
+    assert (e.experiment, e.variant) == ("converged-genia", "baseline")  # the name, unless given
+    assert e.results_file() == PROJECT / "bench" / "results" / "converged-genia" / "baseline.json"
+    grids = _table(experiment="converged", variant="max_steps=3200", results="bench/results/converged/long.json",
+                   grid=[{"encoders": ["cnn"], "systems": ["crf"], "seeds": [0]},
+                         {"encoders": ["cnn"], "systems": ["spancat"], "seeds": [0],
+                          "variant": "learn_rate=0.001, max_steps=3200"}])
+    for key in ("encoders", "systems", "seeds"):
+        del grids[key]
+    e = parse_experiment(grids, "long", "test")
+    assert [(r.system, r.variant) for r in e.plan()] == [
+        ("crf", "max_steps=3200"), ("spancat", "learn_rate=0.001, max_steps=3200")]
+    assert e.results_file() == PROJECT / "bench" / "results" / "converged" / "long.json"
+    assert experiment.default_results_file("sweep", "budget_seconds=200, dropout=0.2").name == \
+        "budget_seconds-200_dropout-0.2.json"
+
+
 @pytest.mark.parametrize("change, message", [
     ({"dataset": "germeval"}, "unknown dataset 'germeval'"),
     ({"systems": ["spancat", "bert"]}, "systems: unknown system 'bert'"),
@@ -93,6 +113,8 @@ def test_an_experiment_plans_its_grid_with_overrides_per_grid():
     ({"schedule": {"stepz": 100}}, "[schedule]: unknown key(s) ['stepz']"),
     ({"overrides": {"training": {"dropout": 0.2}}}, "quote dotted keys"),
     ({"grid": [{"encoders": ["cnn"], "systems": ["crf"], "seeds": [0]}]}, "not both"),
+    ({"variant": "long_schedule"}, "variant 'long_schedule' is not \"baseline\" or \"key=value\" pairs"),
+    ({"collect": {"kind": "converged"}}, "unknown key(s) ['collect']"),
 ])
 def test_experiment_errors_name_the_bad_value(change, message):
     with pytest.raises(ExperimentError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
@@ -140,8 +162,10 @@ def test_run_experiment_trains_tunes_times_and_resumes(tiny_corpus, tmp_path):
     from bench.common import PROJECT
 
     path = tmp_path / "tiny-genia.toml"
-    path.write_text('''dataset = "genia"
-variant = "one_epoch"
+    results = tmp_path / "results" / "converged" / "baseline.json"
+    path.write_text(f'''dataset = "genia"
+experiment = "converged"
+results = "{results}"
 encoders = ["cnn"]
 systems = ["global_pointer_efficient", "crf"]
 seeds = [0]
@@ -157,18 +181,31 @@ batch1_docs = 2
 ''', encoding="utf8")
     command = [sys.executable, "-m", "bench", "run-experiment", str(path), "--output", str(tmp_path / "runs"),
                "--data-dir", str(tiny_corpus / "data"), "--corpus-root", str(tmp_path / "corpus")]
-    out = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=600)
+    out = subprocess.run([*command, "--collect"], cwd=PROJECT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     runs = tmp_path / "runs" / "genia" / "cnn"
     for system in ("global_pointer_efficient", "crf"):
         result = json.loads((runs / system / "seed0" / "result.json").read_text())
-        assert (result["experiment"], result["variant"], result["steps_run"]) == ("tiny-genia", "one_epoch", 6)
+        assert (result["experiment"], result["variant"], result["steps_run"]) == ("converged", "baseline", 6)
         assert [p["step"] for p in result["curve"]] == [4, 6]
         assert (runs / "timing" / "s1" / f"{system}-seed0-r0.json").exists()
     assert (runs / "global_pointer_efficient" / "seed0" / "threshold.json").exists()
     assert not (runs / "crf" / "seed0" / "threshold.json").exists()  # no span scores
     again = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("done, skipped") == 2
+
+    # --collect folded both runs and their timing repeats; the page is built from them.
+    from bench import report
+    from bench.results import load_records
+
+    stored = load_records(tmp_path / "results")
+    assert sorted((r.kind, r.system) for r in stored) == [
+        ("timing", "crf"), ("timing", "global_pointer_efficient"), ("train", "crf"), ("train", "global_pointer_efficient")]
+    assert {(r.experiment, r.variant, r.path) for r in stored if r.kind == "train"} == {
+        ("converged", "baseline", f"genia/cnn/{s}/seed0") for s in ("crf", "global_pointer_efficient")}
+    page = report.build(stored).page
+    section = page[page.index("## Results at convergence"):page.index("## Variants tried")]
+    assert "### GENIA, CNN" in section and "CRF" in section
 
 
 def test_missing_data_names_the_files_and_how_to_point_at_them(tmp_path):
