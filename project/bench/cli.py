@@ -305,6 +305,24 @@ def collect_head_cost(
     print(f"{into}: {n} head-cost records ({len(files)} collected as {label}, {role})")
 
 
+@app.command("collect-head-parts")
+def collect_head_parts(
+    files: Annotated[List[Path], typer.Argument(exists=True, dir_okay=False, help="`time parts --output` files")],
+    experiment: Annotated[str, typer.Option(help="The experiment of the models timed, e.g. converged or timing_only")],
+    run: Annotated[int, typer.Option(help="Tells repeated measurements of one model apart")] = 0,
+    into: Annotated[Path, typer.Option(help="Results file of head-parts records")] = BENCH / "results" / "head_cost" / "head_parts.json",
+) -> None:
+    """Fold part-by-part timings of trained models into head_parts.json."""
+    from bench.records import RecordError
+    from bench.results import collect_head_parts as fold
+
+    try:
+        n = fold(files, into, experiment=experiment, run=run)
+    except RecordError as err:
+        raise typer.BadParameter(str(err)) from err
+    print(f"{into}: {n} head-parts records ({len(files)} files collected)")
+
+
 @app.command("report", add_help_option=False,
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def report(ctx: typer.Context) -> None:

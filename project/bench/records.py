@@ -253,7 +253,7 @@ class TimingRecord(Base):
 
 @dataclass
 class HeadCostRecord(Base):
-    """One bench/profile_head.py output: per system, the head's share of prediction time,
+    """One `python -m bench time head-cost` output: per system, the head's share of prediction time,
     throughput against the encoder alone, training against a trivial head (`figures`).
     `session` names the measurement set: its runs alternated the packages on one machine."""
 
@@ -278,7 +278,7 @@ class HeadCostRecord(Base):
 
 @dataclass
 class HeadPartsRecord(Base):
-    """One bench/time_head_parts.py output: a trained model's encoder, head forward and
+    """One `python -m bench time parts` output: a trained model's encoder, head forward and
     decoding seconds (medians over repeats) on a data file at one batch size."""
 
     experiment: str = ""

@@ -108,7 +108,7 @@ def config_diff(run_config: str, base_config: str) -> Tuple[Dict[str, Any], List
 
 
 def _data_path(value: str) -> str:
-    """profile_head's --data as kept: relative to project/ under the shared data (as the
+    """`time head-cost`'s --data as kept: relative to project/ under the shared data (as the
     commands in NOTES name it), its file name elsewhere; "demo (in memory)" as it is."""
     if "/" not in value and "." not in value:
         return value
@@ -312,7 +312,7 @@ def collect_runs(run_dirs: Sequence[Path], results_file: Path, *, experiment: Op
 # --- head cost (python -m bench time head-cost) and head parts (`python -m bench time parts`) ---------
 
 def head_cost_record(path: Path, label: str, role: Role, session: Optional[str] = None) -> HeadCostRecord:
-    """One profile_head output (--output JSON) as a compact record, listings dropped."""
+    """One `time head-cost` output (--output JSON) as a compact record, listings dropped."""
     out = _read(path)
     code = dict(out.get("code", {}))
     if code.get("package_path"):
@@ -328,7 +328,7 @@ def head_cost_record(path: Path, label: str, role: Role, session: Optional[str] 
 
 def collect_head_cost(files: Sequence[Path], label: str, role: Role, into: Path,
                       session: Optional[str] = None) -> int:
-    """Add profile_head outputs to a results file (created if missing); a record of the same
+    """Add `time head-cost` outputs to a results file (created if missing); a record of the same
     source (session and file name) is replaced. Returns the file's record count."""
     return merge_into(into, [head_cost_record(p, label, role, session) for p in files])
 
@@ -344,7 +344,7 @@ def model_identity(model: str) -> Dict[str, Any]:
 
 
 def head_parts_record(data: Dict[str, Any], *, experiment: str, run: int = 0) -> HeadPartsRecord:
-    """One time_head_parts output (a dict) as a record of the model it timed."""
+    """One `time parts` output (a dict) as a record of the model it timed."""
     model = relative_path(data["model"]) if str(data["model"]).startswith("/") else data["model"]
     return HeadPartsRecord.from_dict({
         **model_identity(model), "experiment": experiment, "run": run,
@@ -354,7 +354,7 @@ def head_parts_record(data: Dict[str, Any], *, experiment: str, run: int = 0) ->
 
 
 def collect_head_parts(files: Sequence[Path], into: Path, *, experiment: str, run: int = 0) -> int:
-    """Add time_head_parts outputs (one JSON object, or a list of them, a file) to a results
+    """Add `time parts` outputs (one JSON object, or a list of them, a file) to a results
     file; `run` tells repeated measurements of one model apart. Returns the record count."""
     records = []
     for path in files:

@@ -1,4 +1,4 @@
-"""Span metrics shared by scripts/evaluate.py and the benchmark (bench/run.py): P/R/F on
+"""Span metrics shared by scripts/evaluate.py and the benchmark (bench/): P/R/F on
 sets of character-offset spans, overall, per type and against the outermost gold spans,
 and recall on nested gold spans; and why a system trails: its errors by kind and P/R/F by
 span length (`error_breakdown`).

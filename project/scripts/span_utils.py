@@ -1,4 +1,4 @@
-"""Helpers shared by the converters and the benchmark (bench/run.py): reading span JSONL,
+"""Helpers shared by the converters and the benchmark (bench/): reading span JSONL,
 building docs whose tokens can carry every annotated span, and converting records to a
 DocBin. No imports of sibling modules, so the bench imports it as `scripts.span_utils`."""
 

@@ -89,7 +89,7 @@ HEAD_METRICS = ("bs1_share", "large_share", "large_vs_encoder", "train_vs_trivia
 
 
 def _run_metrics(systems: Dict[str, Any], system: str) -> Dict[str, Optional[float]]:
-    """One profile_head run's figures for a system; training against the CRF paired within
+    """One `time head-cost` run's figures for a system; training against the CRF paired within
     the run (both timed in the same rotation, so machine drift cancels)."""
     row = systems[system]
     crf = systems.get("crf", {}).get("train_words_per_s")

@@ -1,4 +1,4 @@
-"""The bench is a package of project/ (as `python bench/run.py` imports it): put project/
+"""The bench is a package of project/ (as `python -m bench` from project/ imports it): put project/
 first on sys.path so that `bench` and `scripts` resolve to this checkout."""
 
 import sys
