@@ -47,6 +47,8 @@ def test_setup_cfg_entry_points_are_the_registered_names():
     import configparser
     from pathlib import Path
 
+    import spacy_globalpointer  # noqa: F401  (registers the factory; this test may run alone)
+
     setup = configparser.ConfigParser()
     setup.read(Path(__file__).parents[1] / "setup.cfg")
     found = {}
@@ -74,3 +76,18 @@ def test_every_entry_point_is_the_registered_function():
         registered = getattr(registry, ep.group[len("spacy_") :]).get(ep.name)
         assert ep.load() is registered, ep
     assert found == REGISTERED
+
+
+def test_the_version_is_kept_once_in_about_py():
+    """setup.cfg reads the version from about.py (the one the saved cfg records), and the
+    project's package command declares the wheel under it."""
+    from setuptools.config.setupcfg import read_configuration
+
+    from spacy_globalpointer.about import __version__
+
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    assert setup["metadata"]["version"] == "attr: spacy_globalpointer.about.__version__"
+    assert read_configuration(REPO / "setup.cfg")["metadata"]["version"] == __version__
+    declared = re.findall(r"spacy_globalpointer-([0-9][^-]*)-py3", (REPO / "project" / "project.yml").read_text())
+    assert declared == [__version__]
