@@ -14,7 +14,7 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 
 from spacy_globalpointer.batch.cli import main, parse_overrides
-from spacy_globalpointer.debug_data import analyse_corpus, span_pairs
+from spacy_globalpointer.corpus_analysis import analyse_corpus, span_pairs
 
 KEY = "sc"
 MAX_LENGTH = 3
