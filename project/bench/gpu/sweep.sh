@@ -23,10 +23,16 @@ while read -r ds enc sys name extra; do
   [ -z "$ds" ] || [ "${ds:0:1}" = "#" ] && continue
   d=/tmp/sweep/$ds/$enc/$name
   mkdir -p "$d"
+  # The results store's variant: the job's --set settings (last key part) and the time budget.
+  # shellcheck disable=SC2086  # $extra holds the job's --set options
+  variant=$(python3 -c 'import sys; from bench.common import parse_overrides; from bench.migrate_v1 import sweep_variant
+print(sweep_variant({"overrides": parse_overrides(sys.argv[2:]), "max_train_seconds": float(sys.argv[1])}))' \
+    "$TRAIN_S" ${extra//--set /})
   (
-    # shellcheck disable=SC2086  # $extra holds the job's --set options
+    # shellcheck disable=SC2086
     python3 -m bench train-one "$ds" "$enc" "$sys" "$d" --corpus-dir corpus/bench/$ds \
-      --steps 100000 --eval-every 500 --max-train-seconds "$TRAIN_S" $extra > "$d/train.log" 2>&1
+      --steps 100000 --eval-every 500 --max-train-seconds "$TRAIN_S" --experiment sweep --variant "$variant" \
+      $extra > "$d/train.log" 2>&1
     case "$sys" in global_pointer*|spancat*)
       python3 -m bench tune-threshold "$d" --corpus-dir corpus/bench/$ds >> "$d/train.log" 2>&1;; esac
     tail -n 2 "$d/train.log" | sed "s|^|$ds/$enc/$name: |"

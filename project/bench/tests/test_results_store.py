@@ -269,3 +269,26 @@ def test_the_collect_command_names_old_runs_experiment_and_variant(tmp_path):
     assert out.exit_code == 0, out.output
     (record,) = results.read_file(tmp_path / "results" / "converged" / "max_steps-3200.json")
     assert record.key == ("converged", "max_steps=3200", "genia", "cnn", "crf", 0)
+
+
+def test_the_collect_command_writes_experiment_and_variant_files_of_the_store(tmp_path):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    runs = tmp_path / "runs"
+    write_run(runs / "genia" / "cnn" / "crf" / "seed0", result_json("crf"))
+    store = tmp_path / "results"
+    cli = CliRunner()
+    refused = cli.invoke(app, ["collect", str(runs), "--results", str(store)])
+    assert refused.exit_code == 2 and "give --experiment" in refused.output
+    done = cli.invoke(app, ["collect", str(runs), "--experiment", "converged", "--variant", "learn_rate=0.001",
+                            "--results", str(store)])
+    assert done.exit_code == 0, done.output
+    (record,) = results.read_file(store / "converged" / "learn_rate-0.001.json")
+    assert (record.experiment, record.variant, record.path) == ("converged", "learn_rate=0.001", "genia/cnn/crf/seed0")
+    # The same runs into another file of the store: refused, nothing written.
+    again = cli.invoke(app, ["collect", str(runs), "--experiment", "converged", "--variant", "learn_rate=0.001",
+                             "--into", str(store / "converged" / "other.json"), "--results", str(store)])
+    assert again.exit_code == 2 and "already in" in again.output
+    assert not (store / "converged" / "other.json").exists()
