@@ -81,13 +81,20 @@ def test_every_entry_point_is_the_registered_function():
 def test_the_version_is_kept_once_in_about_py():
     """setup.cfg reads the version from about.py (the one the saved cfg records), and the
     project's package command declares the wheel under it."""
-    from setuptools.config.setupcfg import read_configuration
+    import subprocess
 
     from spacy_globalpointer.about import __version__
 
     setup = configparser.ConfigParser()
     setup.read(REPO / "setup.cfg")
     assert setup["metadata"]["version"] == "attr: spacy_globalpointer.about.__version__"
-    assert read_configuration(REPO / "setup.cfg")["metadata"]["version"] == __version__
+    # As setuptools resolves it when building (its own process: setuptools' distutils shim
+    # cannot be imported after another distutils in this one).
+    resolved = subprocess.run(
+        [sys.executable, "-c", "from setuptools.config.setupcfg import read_configuration; "
+         "print(read_configuration('setup.cfg')['metadata']['version'])"],
+        cwd=REPO, capture_output=True, text=True, check=True, timeout=120,
+    ).stdout.strip()
+    assert resolved == __version__
     declared = re.findall(r"spacy_globalpointer-([0-9][^-]*)-py3", (REPO / "project" / "project.yml").read_text())
     assert declared == [__version__]
