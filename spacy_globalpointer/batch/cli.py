@@ -100,7 +100,13 @@ def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="valid rows held in memory at a time (default 1000 locally, 100000 on Ray)",
     )
-    p.add_argument("--errors", type=Path, default=None, help="default: OUTPUT.errors.jsonl")
+    p.add_argument(
+        "--errors",
+        type=Path,
+        default=None,
+        help="rows that could not be annotated, written only if there are any "
+        "(default: OUTPUT.errors.jsonl)",
+    )
     p.add_argument(
         "--threads",
         type=_positive_int,
@@ -108,7 +114,10 @@ def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
         help="torch threads for a local run (default: torch's)",
     )
     p.add_argument(
-        "--overwrite", action="store_true", help="replace an existing output and errors file"
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output and errors file (an old errors file is removed "
+        "when the run has no errors)",
     )
     p.add_argument(
         "--progress",
