@@ -179,10 +179,10 @@ def annotate_file(
                 placed.append(err_target)
         else:
             err_temp.unlink()
-            if options.overwrite and os.path.lexists(errors_path):
-                # An old errors file beside the new output would describe another run.
-                errors_path.unlink()
         place(out_temp, out_target, overwrite=options.overwrite, name="output", shown=output_path)
+        if not counts["errors"] and options.overwrite and os.path.lexists(errors_path):
+            # An old errors file beside the new output would describe another run.
+            errors_path.unlink()
     except BaseException:
         # Failure or interrupt (Ctrl-C, SIGTERM): no partial file may look like a result.
         if writer is not None:
