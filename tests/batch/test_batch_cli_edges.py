@@ -119,7 +119,7 @@ def test_cli_concurrent_runs_never_replace_each_others_output(tmp_path, model_pa
     """Two runs that both found the output free: the one that finishes second must not
     replace the first one's output (neither has --overwrite). The first is paused (SIGSTOP)
     once it is writing, the second runs to its end, then the first goes on."""
-    long_in = write_texts(tmp_path / "long.jsonl", texts * 10)  # 2,000 texts
+    long_in = write_texts(tmp_path / "long.jsonl", texts * 3)  # 600 texts
     short_in = write_texts(tmp_path / "short.jsonl", texts[:7])
     out = tmp_path / "out.jsonl"
     common = ["--quiet", "--batch-size", "25", "--chunk-size", "25"]
