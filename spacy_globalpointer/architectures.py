@@ -127,6 +127,51 @@ def build_global_pointer_v3(
     )
 
 
+@registry.architectures("spacy-globalpointer.GlobalPointer.v4")
+def build_global_pointer_v4(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    nO: Optional[int] = None,
+    head_width: int = 64,
+    rope: bool = True,
+    efficient: bool = True,
+    max_length: Optional[int] = None,
+    score_budget: int = 20_000_000,
+    mixed_precision: bool = False,
+    width_bias: bool = False,
+    interior: bool = True,
+    context_channels: int = 16,
+    context_layers: int = 2,
+) -> Model[List[Doc], List[Floats3d]]:
+    """GlobalPointer.v3 with a span's interior and its neighbouring spans in the score.
+
+    The arguments of v3 (see ``build_global_pointer_v3``), and:
+    interior: add the mean over the span's tokens of a per-label projection of the
+        token vectors (prefix sums: O(band x labels)); starts at 0.
+    context_channels: C, the width of per-span pair features (a RoPE-style product of
+        start and end projections, plus the span's per-label scores) and of
+        context_layers 3x3 convolution blocks over neighbouring spans in the (start,
+        end) plane, read out per label and mixed in as s + gamma * s_ctx with gamma
+        starting at 0. 0 switches the context off. Even. Cost and memory
+        O(band x C^2) and O(band x C): a doc's band is sized for labels + C x
+        (context_layers + 1) values a cell within score_budget.
+    context_layers: how many convolution blocks (each widens the neighbourhood a
+        span sees by one token at either boundary).
+    With interior = false and context_channels = 0 it scores as v3.
+    """
+    if not isinstance(context_channels, int) or context_channels < 0 or context_channels % 2:
+        raise ValueError(
+            f"context_channels must be an even integer >= 0 (0: off), got {context_channels!r}"
+        )
+    if not isinstance(context_layers, int) or context_layers < 1:
+        raise ValueError(f"context_layers must be an integer >= 1, got {context_layers!r}")
+    return _build(
+        tok2vec, nO, head_width=head_width, rope=rope, efficient=efficient,
+        max_length=max_length, score_budget=score_budget, mixed_precision=bool(mixed_precision),
+        width_bias=bool(width_bias), interior=bool(interior), context_channels=context_channels,
+        context_layers=context_layers,
+    )
+
+
 def _build(
     tok2vec: Model[List[Doc], List[Floats2d]], nO: Optional[int], **attrs: Any
 ) -> Model[List[Doc], List[Floats3d]]:

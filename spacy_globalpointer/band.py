@@ -9,7 +9,7 @@ i..i+d form an entity of label a, for offsets ``0 <= d < width``. Cells with
 
 import warnings
 from functools import lru_cache
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.attrs import IS_SPACE
@@ -26,6 +26,14 @@ def span_width(n_tokens: int, n_labels: int, max_length: Optional[int], score_bu
     if n_tokens and n_tokens * width * max(n_labels, 1) > score_budget:
         width = max(1, score_budget // (n_tokens * max(n_labels, 1)))
     return width
+
+
+def values_per_cell(attrs: Dict[str, Any], n_labels: int) -> int:
+    """Values a band cell holds, what score_budget counts: the labels' scores and, with span
+    context (GlobalPointer.v4), its features and each convolution block's activations, so
+    that a doc with span context gets a band within the same memory as a plain head's."""
+    channels = attrs.get("context_channels", 0)
+    return n_labels + (channels * (attrs.get("context_layers", 2) + 1) if channels else 0)
 
 
 def span_mask(ops: Ops, n_tokens: int, width: int) -> Any:

@@ -20,7 +20,7 @@ from thinc.api import (
 )
 from thinc.types import Floats2d, Floats3d
 
-from .band import BandScores, chunk_docs, span_width, warn_if_capped
+from .band import BandScores, chunk_docs, span_width, values_per_cell, warn_if_capped
 
 HEAD_NAME = "global_pointer_head"
 
@@ -43,6 +43,9 @@ def _torch_module(head: Model) -> Any:
         rope=attrs["rope"],
         efficient=attrs["efficient"],
         width_bias=attrs.get("width_bias", False),
+        interior=attrs.get("interior", False),
+        context_channels=attrs.get("context_channels", 0),
+        context_layers=attrs.get("context_layers", 2),
     )
 
 
@@ -104,14 +107,15 @@ def _head_forward(
     wrapper = model.layers[0]
     n_labels = model.get_dim("nO")
     budget = model.attrs["score_budget"]
+    cell_values = values_per_cell(model.attrs, n_labels)
     lengths = [int(x.shape[0]) for x in X]
-    widths = [span_width(n, n_labels, model.attrs["max_length"], budget) for n in lengths]
+    widths = [span_width(n, cell_values, model.attrs["max_length"], budget) for n in lengths]
     warn_if_capped(lengths, widths, model.attrs["max_length"])
     # Empty docs get a (0, 0, n_labels) array here; the others a view of their chunk's scores.
     Y: List[Any] = [None if n else ops.alloc3f(0, 0, n_labels) for n in lengths]
     chunk_backprops = []
     predicted_chunks = []
-    for chunk in chunk_docs(lengths, widths, n_labels, budget):
+    for chunk in chunk_docs(lengths, widths, cell_values, budget):
         padded = ops.pad([X[i] for i in chunk])
         width = max(widths[i] for i in chunk)
         # The head zeroes padding cells (i + d >= n), in the output and so in its gradient,
@@ -200,7 +204,9 @@ def _convert_outputs(
 
 # Head attrs that decide the torch module's layout or function, and those that only
 # decide which spans are scored.
-STRUCTURAL_ATTRS = ("head_width", "rope", "efficient", "width_bias")
+STRUCTURAL_ATTRS = (
+    "head_width", "rope", "efficient", "width_bias", "interior", "context_channels", "context_layers"
+)
 BAND_ATTRS = ("max_length", "score_budget")
 # Attrs the config decides whatever the saved weights say (how the head runs).
 CONFIG_ATTRS = (*BAND_ATTRS, "mixed_precision")

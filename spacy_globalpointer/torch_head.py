@@ -18,6 +18,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from .span_context import SpanContext, band_cells, interior_means
+
 ROPE_BASE = 10000.0
 # Query rows scored per pass over a long input (bounds the q/k intermediates).
 ROW_BLOCK = 2048
@@ -166,6 +168,9 @@ class GlobalPointerHead(nn.Module):
     width_bias=True: plus a learned bias per label and span width bucket,
     c_a(bucket(j - i + 1)) (RoPE makes the dot product depend on j - i, but gives no
     prior over span lengths).
+    interior=True: plus the mean over the span's tokens of a per-label projection,
+    context_channels > 0: plus the mixed-in output of context_layers convolution blocks
+    over neighbouring spans (both in span_context.py).
     """
 
     def __init__(
@@ -177,6 +182,9 @@ class GlobalPointerHead(nn.Module):
         rope: bool,
         efficient: bool,
         width_bias: bool = False,
+        interior: bool = False,
+        context_channels: int = 0,
+        context_layers: int = 2,
     ) -> None:
         super().__init__()
         if head_width % 2:
@@ -190,6 +198,16 @@ class GlobalPointerHead(nn.Module):
         self.bias = nn.Linear(2 * head_width, 2 * n_labels) if efficient else None
         self.width_bias = (
             nn.Parameter(torch.zeros(N_WIDTH_BUCKETS, n_labels)) if width_bias else None
+        )
+        # Zero weights: the interior term starts at 0, training starts from the plain head.
+        self.interior = nn.Linear(n_in, n_labels) if interior else None
+        if self.interior is not None:
+            nn.init.zeros_(self.interior.weight)
+            nn.init.zeros_(self.interior.bias)
+        self.context = (
+            SpanContext(n_in, n_labels, context_channels, context_layers)
+            if context_channels
+            else None
         )
         # rope_rotations(ROPE_TABLE_POSITIONS, head_width) on the device last used; not a
         # buffer, so neither saved nor loaded.
@@ -225,6 +243,10 @@ class GlobalPointerHead(nn.Module):
         if lengths is not None:
             ends, _ = _band_index(length, length, width, X.device, clamp=False)
             scores.mul_((ends < lengths.view(-1, 1, 1)).unsqueeze(-1))
+        if self.context is not None:
+            # Over the whole band, not in row blocks: the convolutions need their
+            # neighbouring rows, and the band is linear in the doc.
+            scores = self.context(X, scores, band_cells(length, width, lengths, X.device), lengths)
         return scores
 
     def _score_rows(
@@ -251,6 +273,9 @@ class GlobalPointerHead(nn.Module):
         if self.width_bias is not None:
             # In place: scores is this call's own tensor, and no backward reads it.
             scores += self.width_bias[width_buckets(width).to(scores.device)].to(scores.dtype)
+        if self.interior is not None:
+            # Per row block: the prefix sums restart at the block, their rounding stays small.
+            scores = scores + interior_means(self.interior(X), n_rows, width).to(scores.dtype)
         return scores
 
     def _rotations(self, n_positions: int, offset: int, device: torch.device) -> Tensor:

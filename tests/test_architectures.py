@@ -159,6 +159,7 @@ def test_every_version_is_exported_as_the_registered_builder():
         ("v1", spacy_globalpointer.build_global_pointer),
         ("v2", spacy_globalpointer.build_global_pointer_v2),
         ("v3", spacy_globalpointer.build_global_pointer_v3),
+        ("v4", spacy_globalpointer.build_global_pointer_v4),
     ]:
         assert registry.architectures.get(f"spacy-globalpointer.GlobalPointer.{version}") is builder
         assert builder.__name__ in spacy_globalpointer.__all__

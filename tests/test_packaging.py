@@ -35,6 +35,7 @@ REGISTERED = {
         "spacy-globalpointer.GlobalPointer.v1",
         "spacy-globalpointer.GlobalPointer.v2",
         "spacy-globalpointer.GlobalPointer.v3",
+        "spacy-globalpointer.GlobalPointer.v4",
     },
     "spacy_scorers": {"spacy-globalpointer.spans_scorer.v1"},
     "spacy_augmenters": {"spacy-globalpointer.whitespace_augmenter.v1"},

@@ -1,5 +1,8 @@
 """Render predictions (and gold) on a DocBin as displaCy span-style HTML, so that
-nested and overlapping spans are visible as stacked underlines."""
+nested and overlapping spans are visible as stacked underlines.
+
+`spacy evaluate --displacy-path` writes no span pages for this component: spaCy draws
+spans only for a component whose factory is named `spancat`."""
 
 from __future__ import annotations
 
@@ -13,9 +16,20 @@ from spacy import displacy
 from spacy.tokens import Doc, DocBin
 from typing_extensions import Annotated
 
+from spacy_globalpointer.batch.core import pipeline_spans_keys
+
 
 def render(model: str, data_path: Path, spans_key: str = "sc", limit: int = 50, gold: bool = True) -> str:
+    if limit < 1:
+        raise ValueError(f"limit must be a positive integer, got {limit}")
     nlp = spacy.load(model)
+    # A key that no component writes would draw every doc without spans.
+    written = pipeline_spans_keys(nlp)
+    if spans_key not in written:
+        raise ValueError(
+            f"no component of {model} writes doc.spans[{spans_key!r}] "
+            f"(keys written: {', '.join(map(repr, written)) or 'none'}): set --spans-key"
+        )
     gold_docs = list(DocBin().from_disk(data_path).get_docs(nlp.vocab))[:limit]
     docs: List[Doc] = []
     for i, (gold_doc, pred) in enumerate(
@@ -41,7 +55,10 @@ def main(
     gold: Annotated[bool, typer.Option(help="Show each doc's gold spans under its predictions")] = True,
 ) -> None:
     """Write displaCy span-style HTML of predictions on the first docs of a DocBin."""
-    html = render(model, data_path, spans_key, limit, gold)
+    try:
+        html = render(model, data_path, spans_key, limit, gold)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     output_path.parent.mkdir(parents=True, exist_ok=True)
     output_path.write_text(html, encoding="utf8")
     print(f"Saved {output_path}")

@@ -3,9 +3,9 @@
 
 ``annotate`` reads JSON lines (``.jsonl``/``.json``/``.ndjson``) or Parquet (``.parquet``),
 annotates locally with ``nlp.pipe`` or on a Ray cluster (``--ray-address``), and writes JSON
-lines or Parquet in input order. Input that cannot be annotated goes to the error file
-(JSON lines: line number, id, reason); the run carries on and the summary counts
-everything. See :func:`~spacy_globalpointer.batch.run.annotate_file` for what a run
+lines or Parquet in input order. Input that cannot be annotated goes to the errors file
+(JSON lines: line number, id, reason; written only when there are errors); the run carries
+on and the summary counts everything. See :func:`~spacy_globalpointer.batch.run.annotate_file` for what a run
 guarantees about its output files.
 """
 
@@ -99,7 +99,13 @@ def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="valid rows held in memory at a time (default 1000 locally, 100000 on Ray)",
     )
-    p.add_argument("--errors", type=Path, default=None, help="default: OUTPUT.errors.jsonl")
+    p.add_argument(
+        "--errors",
+        type=Path,
+        default=None,
+        help="rows that could not be annotated, written only if there are any "
+        "(default: OUTPUT.errors.jsonl)",
+    )
     p.add_argument(
         "--threads",
         type=_positive_int,
@@ -107,9 +113,21 @@ def add_annotate_parser(sub: argparse._SubParsersAction) -> None:
         help="torch threads for a local run (default: torch's)",
     )
     p.add_argument(
-        "--overwrite", action="store_true", help="replace an existing output and errors file"
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output and errors file (an old errors file is removed "
+        "when the run has no errors)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr with the total and the time left "
+        "(default: only when stderr is a terminal)",
+    )
+    p.add_argument(
+        "--quiet", action="store_false", dest="progress", help="the same as --no-progress"
+    )
 
 
 def parse_overrides(args: Sequence[str]) -> Dict[str, Any]:
@@ -210,13 +228,22 @@ def annotate_options(args: argparse.Namespace) -> AnnotateOptions:
         threads=args.threads,
         ray=ray,
         overwrite=args.overwrite,
-        progress=not args.quiet,
+        progress=args.progress,
     )
 
 
+class Terminated(BaseException):
+    """SIGTERM (kill, a job scheduler), raised like Ctrl-C's KeyboardInterrupt so that the
+    temporary files are removed. A BaseException, so that no ``except Exception`` on the
+    way (the per-text error handling) takes it for a failed text."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _terminate(signum: int, frame: Optional[FrameType]) -> None:
-    # SIGTERM (kill, a job scheduler) as an exception, so the temporary files are removed.
-    raise SystemExit(128 + signum)
+    raise Terminated(signum)
 
 
 def run_annotate(args: argparse.Namespace) -> int:
@@ -229,13 +256,21 @@ def run_annotate(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; no output written", file=sys.stderr)
-        return 130
+        print("error: interrupted (Ctrl-C); no output written", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Terminated as stop:
+        print(
+            f"error: interrupted ({signal.Signals(stop.signum).name}); no output written",
+            file=sys.stderr,
+        )
+        return 128 + stop.signum
     finally:
         signal.signal(signal.SIGTERM, previous)
+    errors = f" (in {counts['errors_path']})" if counts["errors"] else ""
     print(
-        f"read {counts['read']}, annotated {counts['annotated']}, errors {counts['errors']}, "
-        f"spans {counts['spans']} in {counts['seconds']} s ({counts['texts_per_second']} texts/s)",
+        f"read {counts['read']}, annotated {counts['annotated']}, "
+        f"errors {counts['errors']}{errors}, spans {counts['spans']} in {counts['seconds']} s "
+        f"({counts['texts_per_second']} texts/s)",
         file=sys.stderr,
     )
     return 0

@@ -8,11 +8,13 @@ renamed into place by the caller once the run has finished.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from .arrow import span_arrow_type
 from .core import AnnotateError, Record, check_text, surrogate_at
@@ -75,12 +77,28 @@ def check_row(
     return (line, row_id, text), None  # type: ignore[return-value]
 
 
+@dataclass
+class ReadPosition:
+    """How far a reader has got: bytes of a JSON lines file, rows of a Parquet file (what
+    the progress bar counts against the input's size)."""
+
+    bytes: int = 0
+    rows: int = 0
+
+
 def read_jsonl(
-    path: Path, text_field: str, id_field: Optional[str], max_chars: Optional[int]
+    path: Path,
+    text_field: str,
+    id_field: Optional[str],
+    max_chars: Optional[int],
+    position: Optional[ReadPosition] = None,
 ) -> Iterator[Row]:
+    position = position if position is not None else ReadPosition()
     # Binary mode so that one badly encoded line is reported instead of aborting the read.
     with path.open("rb") as f:
         for line_no, raw in enumerate(f, start=1):
+            position.bytes += len(raw)
+            position.rows = line_no
             try:
                 # Editors on Windows start UTF-8 files with a byte order mark: not JSON.
                 line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
@@ -98,27 +116,69 @@ def read_jsonl(
             yield check_row(line_no, row, text_field, id_field, max_chars)
 
 
-def read_parquet(
-    path: Path, text_field: str, id_field: Optional[str], max_chars: Optional[int]
-) -> Iterator[Row]:
+def _parquet_file(path: Path) -> Any:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as err:
+        raise AnnotateError(f"cannot read {path} as Parquet: {err}") from None
+
+
+def parquet_columns(path: Path) -> List[str]:
+    """The column names of a Parquet file (from its footer; no row is read)."""
+    return list(_parquet_file(path).schema_arrow.names)
+
+
+def parquet_rows(path: Path) -> int:
+    return int(_parquet_file(path).metadata.num_rows)
+
+
+def check_columns(path: Path, text_field: str, id_field: Optional[str]) -> None:
+    """Refuse a Parquet input that lacks the text (or id) column: every row would be an
+    error. JSON lines rows can differ from line to line, so there each row is checked."""
+    if file_format(path) != "parquet":
+        return
+    names = parquet_columns(path)
+    listed = ", ".join(repr(n) for n in names) or "none"
+    for option, column in (("--text-field", text_field), ("--id-field", id_field)):
+        if column is not None and column not in names:
+            raise AnnotateError(
+                f"the input {path} has no column {column!r} (columns: {listed}); "
+                f"choose one with {option}"
+            )
+
+
+def read_parquet(
+    path: Path,
+    text_field: str,
+    id_field: Optional[str],
+    max_chars: Optional[int],
+    position: Optional[ReadPosition] = None,
+) -> Iterator[Row]:
+    position = position if position is not None else ReadPosition()
+    pf = _parquet_file(path)
     names = set(pf.schema_arrow.names)
     columns = [c for c in {text_field, id_field} if c is not None and c in names]
     row_no = 0
     for batch in pf.iter_batches(batch_size=4096, columns=columns):
         for row in batch.to_pylist():
             row_no += 1  # 1-based, like JSON lines
+            position.rows = row_no
             yield check_row(row_no, row, text_field, id_field, max_chars)
 
 
 def read_rows(
-    path: Path, text_field: str, id_field: Optional[str], max_chars: Optional[int]
+    path: Path,
+    text_field: str,
+    id_field: Optional[str],
+    max_chars: Optional[int],
+    position: Optional[ReadPosition] = None,
 ) -> Iterator[Row]:
-    """The rows of a JSON lines or Parquet file, checked."""
+    """The rows of a JSON lines or Parquet file, checked; ``position`` follows the read."""
     reader = read_jsonl if file_format(path) == "jsonl" else read_parquet
-    return reader(path, text_field, id_field, max_chars)
+    return reader(path, text_field, id_field, max_chars, position)
 
 
 def fsync(path: Path) -> None:
@@ -134,7 +194,9 @@ def fsync(path: Path) -> None:
 class Writer:
     """Writes records as JSON lines or Parquet (id, spans) to a new file."""
 
-    def __init__(self, path: Path, fmt: str, id_is_line: bool) -> None:
+    def __init__(self, path: Path, fmt: str, id_is_line: bool, file: Any = None) -> None:
+        """``file``: ``path`` already opened (text mode for JSON lines), else it is
+        created here; either way it must be a new file."""
         self.path = path
         self.fmt = fmt
         self.id_is_line = id_is_line
@@ -142,10 +204,12 @@ class Writer:
         self._file: Any = None
         self._closed = False
         # "x": the path is a fresh temporary name; never write over someone else's file.
+        if file is None:
+            file = path.open("x", encoding="utf-8") if fmt == "jsonl" else path.open("xb")
         if fmt == "jsonl":
-            self._file = path.open("x", encoding="utf-8")
+            self._file = file
         else:
-            path.open("xb").close()  # reserve the name; ParquetWriter reopens it
+            file.close()  # the name is reserved; ParquetWriter reopens it
 
     def write(self, records: Sequence[Record]) -> None:
         if not records:
@@ -225,6 +289,58 @@ def same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+# link() is not supported here: FAT and exFAT, some network and FUSE file systems.
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+class TargetAppearedError(AnnotateError, FileExistsError):
+    """An output file appeared while the run was writing it (another run, say)."""
+
+
+def place(temp: Path, target: Path, *, overwrite: bool, name: str, shown: Path) -> None:
+    """Move the finished ``temp`` to ``target``; without ``overwrite`` never replace a
+    file that appeared there since the run began (the paths were checked at its start,
+    but another run may have finished in between): the file is hard-linked under its
+    new name, which fails if the name exists, and the temporary name then removed.
+    ``name`` and ``shown`` (the path as the user gave it) word the error."""
+    if overwrite:
+        os.replace(temp, target)
+        return
+    try:
+        os.link(temp, target)
+    except FileExistsError:
+        raise TargetAppearedError(
+            f"the {name} {shown} appeared while this run was writing it (another run?); "
+            "it was left as it is and nothing was written: pass --overwrite to replace it"
+        ) from None
+    except OSError as err:
+        if err.errno not in _NO_LINKS:
+            raise
+        # No hard links on this file system: check, then rename. Another run could still
+        # slip in between the two; nothing better is portable.
+        if os.path.lexists(target):
+            raise TargetAppearedError(
+                f"the {name} {shown} appeared while this run was writing it (another run?); "
+                "it was left as it is and nothing was written: pass --overwrite to replace it"
+            ) from None
+        os.replace(temp, target)
+        return
+    os.unlink(temp)
+
+
+def open_temp(target: Path, *, name: str, shown: Path, binary: bool = False) -> Tuple[Path, Any]:
+    """A new temporary file beside ``target``, open for writing; a folder that cannot be
+    written is reported with the user's path (not the hidden temporary name)."""
+    temp = temp_path(target)
+    try:
+        return temp, temp.open("xb" if binary else "x", **({} if binary else {"encoding": "utf-8"}))
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise AnnotateError(
+            f"cannot write the {name} {shown}: {reason} (folder {target.parent})"
+        ) from None
 
 
 def temp_path(target: Path) -> Path:
