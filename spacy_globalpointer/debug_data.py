@@ -16,9 +16,10 @@ at all) are listed under ``fatal``, and the command then exits with status 1.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, TextIO
+from typing import Any, Dict, Iterator, List, Optional, TextIO, Tuple
 
 from spacy.language import Language
 from spacy.training import Example
@@ -57,9 +58,17 @@ def debug_data(
     if not Path(config_path).is_file():
         raise DebugDataError(f"config file not found: {config_path}")
     try:
-        nlp = load_model_from_config(
-            load_config(config_path, overrides=overrides or {}), auto_fill=True
-        )
+        raw = load_config(config_path, overrides=overrides or {})
+        bad = non_finite_settings(raw)
+        if bad:
+            # spaCy refuses such a config with E961 and a dump of the whole config, before
+            # any component runs: name the settings here instead.
+            raise DebugDataError(
+                f"{config_path}: non-finite value(s) in the config: "
+                + ", ".join(f"{name} = {value}" for name, value in bad)
+                + "; every setting must be a finite number (spaCy refuses the config with E961)"
+            )
+        nlp = load_model_from_config(raw, auto_fill=True)
         config = nlp.config.interpolate()
         training = config["training"]
         names = [
@@ -101,6 +110,20 @@ def debug_data(
         "dev_labels_not_in_train": sorted(set(dev["labels"]) - set(train["labels"])),
         "fatal": fatal_problems(name, pipe.key, train, listed, train_path),
     }
+
+
+def non_finite_settings(config: Any, prefix: str = "") -> List[Tuple[str, float]]:
+    """Dotted names and values of the NaN and infinite floats in a (nested) config."""
+    found: List[Tuple[str, float]] = []
+    if isinstance(config, dict):
+        for key, value in config.items():
+            found.extend(non_finite_settings(value, f"{prefix}{key}."))
+    elif isinstance(config, (list, tuple)):
+        for i, value in enumerate(config):
+            found.extend(non_finite_settings(value, f"{prefix}{i}."))
+    elif isinstance(config, float) and not math.isfinite(config):
+        found.append((prefix.rstrip("."), config))
+    return found
 
 
 def fatal_problems(

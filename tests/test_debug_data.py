@@ -367,3 +367,15 @@ def test_a_train_file_that_is_not_a_docbin(more, capsys):
     assert main(["debug-data", str(more / "config.cfg"), *paths(more, train="not_a_docbin.spacy")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot read the train corpus") and "not_a_docbin.spacy" in err
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity"])
+def test_a_non_finite_setting_is_named(more, capsys, value):
+    config = CONFIG.replace("[components.global_pointer]\n",
+                            f"[components.global_pointer]\nthreshold = {value}\n", 1)
+    assert config != CONFIG
+    (more / "nan.cfg").write_text(config)
+    assert main(["debug-data", str(more / "nan.cfg"), *paths(more)]) == 2
+    err = capsys.readouterr().err
+    assert f"components.global_pointer.threshold = {float(value)}" in err, err
+    assert err.count("\n") == 1  # one error line, not spaCy's dump of the whole config
