@@ -12,38 +12,19 @@ reported before the model is loaded.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 from .arrow import require_pyarrow
-from .core import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_MAX_CHARS,
-    AnnotateError,
-    Record,
-    check_positive,
-    surrogate_at,
-)
+from .core import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHARS, AnnotateError, check_positive
 from .engines import Engine, LocalEngine, RayEngine, RayOptions
-from .io import (
-    Bad,
-    Good,
-    ReadPosition,
-    Row,
-    Writer,
-    check_columns,
-    check_paths,
-    error_line,
-    file_format,
-    fsync,
-    open_temp,
-    parquet_rows,
-    place,
-    read_rows,
-)
+from .outputs import Writer, fsync, open_temp, place
+from .paths import check_paths
+from .progress import NoBar, ProgressBar, progress_bar
+from .readers import ReadPosition, check_columns, file_format, read_rows
+from .rows import annotate_rows, chunks
 
 
 @dataclass(frozen=True)
@@ -108,7 +89,7 @@ def annotate_file(
     """Annotate a file; return the summary counts (also used by the tests).
 
     Raises :class:`~spacy_globalpointer.batch.core.AnnotateError` (a ``ValueError``;
-    :class:`~spacy_globalpointer.batch.io.InputNotFoundError` is also a
+    :class:`~spacy_globalpointer.batch.paths.InputNotFoundError` is also a
     ``FileNotFoundError``) for a mistake in the arguments, before loading the model or
     writing anything. ``errors_path`` defaults to ``OUTPUT.errors.jsonl``; it is written
     only when there are errors (with ``overwrite``, an old one is removed when there are
@@ -116,7 +97,7 @@ def annotate_file(
     the run has finished; if it fails or is interrupted, neither is created or changed.
     Without ``overwrite``, an output or errors file that appeared while the run was
     writing is kept and the run fails with
-    :class:`~spacy_globalpointer.batch.io.TargetAppearedError`.
+    :class:`~spacy_globalpointer.batch.outputs.TargetAppearedError`.
     """
     options = options or AnnotateOptions()
     input_path, output_path = Path(input_path), Path(output_path)
@@ -138,7 +119,7 @@ def annotate_file(
     err_file: Any = None
     temps: List[Path] = []
     placed: List[Path] = []
-    bar: Any = _NoBar()
+    bar: ProgressBar = NoBar()
     try:
         # The temporary files are made first: a folder that cannot be written fails now,
         # not after the model has loaded.
@@ -159,7 +140,7 @@ def annotate_file(
             )
             bar = progress_bar(options.progress, input_path, in_fmt)
             start = time.perf_counter()
-            counts = _annotate_rows(
+            counts = annotate_rows(
                 engine, chunks(rows, chunk_size), writer, err_file, bar, position
             )
         writer.close()
@@ -204,121 +185,3 @@ def annotate_file(
     counts["texts_per_second"] = round(counts["read"] / elapsed, 1) if elapsed else 0.0
     counts["errors_path"] = str(errors_path) if counts["errors"] else None
     return counts
-
-
-def _annotate_rows(
-    engine: Engine,
-    row_chunks: Iterator[Tuple[List[Good], List[Bad]]],
-    writer: Writer,
-    err_file: Any,
-    bar: Any,
-    position: Optional[ReadPosition] = None,
-) -> Dict[str, Any]:
-    """Annotate and write chunk by chunk; return the counts."""
-    counts = {"read": 0, "annotated": 0, "errors": 0, "spans": 0}
-    for good, bad in row_chunks:
-        counts["read"] += len(good) + len(bad)
-        records = engine.annotate([text for _, _, text in good]) if good else []
-        out: List[Record] = []
-        if len(records) != len(good):  # never expected; refuse to lose rows quietly
-            raise RuntimeError(f"{len(records)} results for {len(good)} texts")
-        for (line, row_id, _), rec in zip(good, records):  # noqa: B905 - checked above
-            problem = rec.get("error") or record_problem(rec)
-            if problem is not None:  # the pipeline failed, or wrote what UTF-8 cannot
-                bad.append((line, row_id, problem))
-            else:
-                out.append({"id": row_id, "spans": rec["spans"]})
-                counts["spans"] += len(rec["spans"])
-        writer.write(out)
-        for line, row_id, reason in sorted(bad, key=lambda b: b[0]):
-            err_file.write(error_line(line, row_id, reason))
-        counts["annotated"] += len(out)
-        counts["errors"] += len(bad)
-        bar.advance(counts["read"], position)
-    return counts
-
-
-def chunks(
-    rows: Iterator[Row], size: int, max_bad: int = 10_000
-) -> Iterator[Tuple[List[Good], List[Bad]]]:
-    """Chunks of exactly ``size`` good rows (the last may be short), with the bad rows
-    read along the way. Counting good rows only keeps the nlp.pipe batches the same
-    whatever the engine. Bad rows are let out ``max_bad`` at a time (with no good rows)
-    even while a chunk is filling, so that memory stays flat however many there are; the
-    errors file is then in input order except that a row the pipeline fails on can come
-    after those later bad rows."""
-    good: List[Good] = []
-    bad: List[Bad] = []
-    for g, b in rows:
-        if g is not None:
-            good.append(g)
-        else:
-            bad.append(b)  # type: ignore[arg-type]
-        if len(good) >= size:
-            yield good, bad
-            good, bad = [], []
-        elif len(bad) >= max_bad:
-            yield [], bad
-            bad = []
-    if good or bad:
-        yield good, bad
-
-
-def record_problem(record: Record) -> Optional[str]:
-    """Why a result record cannot be written as UTF-8 (a label with a lone surrogate)."""
-    for span in record["spans"]:
-        for value in span:
-            if isinstance(value, str) and surrogate_at(value) is not None:
-                return f"bad encoding: unpaired surrogate in span label {value!r}"
-    return None
-
-
-class _NoBar:
-    def advance(self, texts: int, position: Optional[ReadPosition]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _Bar:
-    """tqdm against the input's size: bytes of a JSON lines file (counting its lines would
-    mean reading it twice), rows of a Parquet file (in its footer); so it shows the total
-    and the time left."""
-
-    def __init__(self, input_path: Path, fmt: str) -> None:
-        from tqdm import tqdm
-
-        self.by_bytes = fmt == "jsonl"
-        if self.by_bytes:
-            total = input_path.stat().st_size
-            self.bar = tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                file=sys.stderr,
-                mininterval=1.0,
-            )
-        else:
-            total = parquet_rows(input_path)
-            self.bar = tqdm(total=total, unit=" texts", file=sys.stderr, mininterval=1.0)
-
-    def advance(self, texts: int, position: Optional[ReadPosition]) -> None:
-        if position is None:
-            return
-        done = position.bytes if self.by_bytes else position.rows
-        if self.by_bytes:
-            self.bar.set_postfix(texts=texts, refresh=False)
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def progress_bar(enabled: Optional[bool], input_path: Path, fmt: str) -> Any:
-    """A progress bar on stderr; ``enabled=None``: only if stderr is a terminal (a log
-    file would fill with bar redraws)."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    return _Bar(input_path, fmt) if enabled else _NoBar()
