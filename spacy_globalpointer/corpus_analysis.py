@@ -112,13 +112,16 @@ def analyse_corpus(
     *,
     score_budget: Optional[int] = None,
     n_labels: Optional[int] = None,
+    extra_cell_values: int = 0,
     n_examples: int = N_EXAMPLES,
 ) -> Dict[str, Any]:
     """What training on ``examples`` would see of ``doc.spans[key]``.
 
     ``skipped`` counts the spans training skips, as the component does; ``too_long`` is
     measured against each doc's scored band (``max_length``, narrowed by ``score_budget``
-    for ``n_labels`` labels, default: this corpus's). Lengths are in predicted tokens.
+    for ``n_labels`` labels, default: this corpus's, plus ``extra_cell_values`` values a band
+    cell holds beside the labels' scores: band.values_per_cell). Lengths are in predicted
+    tokens.
     """
     counts = new_counts()
     labels: Counter = Counter()
@@ -165,7 +168,9 @@ def analyse_corpus(
     n_labels = len(labels) if n_labels is None else n_labels
     for n_tokens, span_lengths in doc_lengths:
         # As the model cuts the band of each doc (no budget: max_length alone).
-        width = span_width(n_tokens, n_labels, max_length, score_budget or sys.maxsize)
+        width = span_width(
+            n_tokens, n_labels + extra_cell_values, max_length, score_budget or sys.maxsize
+        )
         counts["too_long"] += sum(length > width for length in span_lengths)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report says it; no warning on top

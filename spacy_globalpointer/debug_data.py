@@ -26,6 +26,7 @@ from spacy.training import Example
 from spacy.training.augment import dont_augment
 from thinc.api import Config, ConfigValidationError
 
+from .band import values_per_cell
 from .corpus_analysis import analyse_corpus
 from .gold import SKIP_REASONS, SPAN_LENGTH_COVERAGE
 
@@ -84,17 +85,18 @@ def debug_data(
     pipe = nlp.get_pipe(name)
     head = pipe.model.get_ref("head")
     max_length, score_budget = head.attrs["max_length"], head.attrs["score_budget"]
+    extra = values_per_cell(head.attrs, 0)  # span context's values a cell (GlobalPointer.v4)
     listed = configured_labels(config, name)
     augmented = [_as_written(corpus) for corpus in (train_corpus, dev_corpus)]
     train_path, dev_path = (_corpus_path(corpus) for corpus in (train_corpus, dev_corpus))
     train = analyse_corpus(
         read_corpus(train_corpus, nlp, "train"), pipe.key, max_length,
-        score_budget=score_budget, n_labels=len(listed) if listed else None,
+        score_budget=score_budget, n_labels=len(listed) if listed else None, extra_cell_values=extra,
     )
     n_labels = len(listed) if listed else len(train["labels"])  # the model's, once trained
     dev = analyse_corpus(
         read_corpus(dev_corpus, nlp, "dev"), pipe.key, max_length,
-        score_budget=score_budget, n_labels=n_labels,
+        score_budget=score_budget, n_labels=n_labels, extra_cell_values=extra,
     )
     return {
         "component": name,

@@ -101,6 +101,11 @@ def test_too_long_follows_the_band(docs):
     # 6-token docs, so "Bank of England" (3) and "one two three four five" (5) are too long.
     narrow = analyse_corpus(examples_of(docs), KEY, None, score_budget=36)
     assert narrow["skipped"]["too_long"] == 2
+    # Span context's values share the budget: 3 labels + 3 values a cell, a budget of 72
+    # gives 72 // (6 x 6) = 2 tokens again (without them, 4: only the 5-token span too long).
+    assert analyse_corpus(examples_of(docs), KEY, None, score_budget=72)["skipped"]["too_long"] == 1
+    context = analyse_corpus(examples_of(docs), KEY, None, score_budget=72, extra_cell_values=3)
+    assert context["skipped"]["too_long"] == 2
 
 
 def test_parse_overrides():
