@@ -241,7 +241,7 @@ def test_demo_figures_are_stated_as_about_or_ranges():
     quick = text[text.index("## Quick start") : text.index("## Your own data")]
     quick = re.sub(r"```.*?```", "", quick, flags=re.S)  # the install lines' versions
     assert not re.search(r"\b\d+\.\d\b", quick), quick
-    assert "about 94-96" in quick and "23,000-30,000 words/s" in quick
+    assert "about 94-96" in quick and "13,000-30,000 words/s" in quick
 
 
 # --- slow: the blocks run as written ----------------------------------------------------
