@@ -10,7 +10,14 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from bench import registry
 from bench.common import SPANS_KEY, write_json
-from scripts.span_metrics import FN_KINDS, FP_KINDS, char_spans, error_breakdown, outermost
+from scripts.span_metrics import (
+    FN_KINDS,
+    FP_KINDS,
+    char_spans,
+    error_breakdown,
+    outermost,
+    role_recall,
+)
 
 SPAN_COVERAGE = 0.995
 
@@ -97,22 +104,30 @@ def heldout_breakdown(pred: Sequence[set], gold: Sequence[set], texts: Sequence[
     """Errors by kind and P/R/F by span length (span_metrics.error_breakdown) of held-out
     predictions: "errors" and "by_length" for result.json's "test". A flat system against
     the outermost gold spans, what it is trained on (its nested misses are no error of
-    its kind); "errors" says which."""
+    its kind); "errors" says which. On nested data also the recall of inner, outer and
+    flat gold spans (role_recall), against all gold spans whatever the system."""
+    roles = role_recall(pred, gold)
     if flat:
         gold = [outermost(g) for g in gold]
     out = error_breakdown(pred, gold, texts, lang)
+    if roles["inner_spans"]["spans"]:
+        out.update(roles)
     out["errors"]["gold_spans"] = "outermost" if flat else "all"
     return out
 
 
 def breakdown_lines(test: Dict[str, Any]) -> List[str]:
-    """A result's breakdown in three lines for the console."""
+    """A result's breakdown in a few lines for the console."""
     lines = []
     for side, kinds in (("fp", FP_KINDS), ("fn", FN_KINDS)):
         counts = test["errors"][side]
         total = counts["total"]
         shares = ", ".join(f"{k} {counts[k]} ({counts[k] / total:.1%})" if total else f"{k} 0" for k in kinds)
         lines.append(f"{side.upper()} {total}: {shares}")
+    if "inner_spans" in test:
+        lines.append("recall of inner / outer / flat gold spans: " + " / ".join(
+            f"{test[role]['recall'] * 100:.1f} ({test[role]['spans']})" if test[role]["spans"] else "-"
+            for role in ("inner_spans", "outer_spans", "flat_spans")))
     by_length = test["by_length"]
     lines.append(f"F by span length ({by_length['unit']}; gold spans): " + " | ".join(
         f"{name} {b['f'] * 100:.1f} ({b['gold']})" for name, b in by_length["buckets"].items()))

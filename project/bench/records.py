@@ -119,7 +119,7 @@ class ByLength(Base):
 @dataclass
 class HeldOut(Base):
     """Scores on a split: overall, per type, against the outermost gold spans, recall of the
-    nested gold spans (those inside another), of inner and outer spans, errors by kind and
+    nested gold spans (inside or containing another), of inner, outer and flat spans, errors by kind and
     scores by span length. All but `overall` are optional: a section of the page appears
     only where the records carry its data."""
 
@@ -129,6 +129,7 @@ class HeldOut(Base):
     nested_gold: Optional[SpanRecall] = None
     inner_spans: Optional[SpanRecall] = None
     outer_spans: Optional[SpanRecall] = None
+    flat_spans: Optional[SpanRecall] = None
     errors: Optional[Dict[str, Any]] = None
     by_length: Optional[ByLength] = None
 
@@ -322,6 +323,7 @@ _NESTED: Dict[Tuple[str, str], Tuple[str, Type[Base]]] = {
     ("HeldOut", "nested_gold"): ("one", SpanRecall),
     ("HeldOut", "inner_spans"): ("one", SpanRecall),
     ("HeldOut", "outer_spans"): ("one", SpanRecall),
+    ("HeldOut", "flat_spans"): ("one", SpanRecall),
     ("HeldOut", "by_length"): ("one", ByLength),
     ("ByLength", "buckets"): ("map", Scores),
     ("CurvePoint", "dev"): ("one", Scores),

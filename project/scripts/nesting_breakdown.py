@@ -20,70 +20,36 @@ import json
 import statistics
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Sequence, Set, Tuple
 
 PROJECT = Path(__file__).resolve().parent.parent
 if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
 
 from scripts.span_metrics import (  # noqa: E402
+    LENGTH_BUCKETS,
     CharSpan,
+    error_breakdown,
     nested_gold,
-    prf_counts,
+    role_recall,
     score_predictions,
-    span_length,
 )
 
-# Span length buckets in words (characters for Chinese): name, shortest, longest.
-BUCKETS: Tuple[Tuple[str, int, Optional[int]], ...] = (
-    ("1-2", 1, 2), ("3-5", 3, 5), ("6-10", 6, 10), ("11-20", 11, 20), ("21+", 21, None),
-)
 SPANS_KEY = "sc"
-
-
-def bucket(n: int) -> str:
-    for name, low, high in BUCKETS:
-        if n >= low and (high is None or n <= high):
-            return name
-    raise ValueError(f"span length {n} < 1")
-
-
-def nesting_roles(gold: Set[CharSpan]) -> Dict[CharSpan, Tuple[bool, bool]]:
-    """(inner, outer) of each gold span."""
-    roles = {}
-    for a in gold:
-        inner = any(b[:2] != a[:2] and b[0] <= a[0] and a[1] <= b[1] for b in gold)
-        outer = any(b[:2] != a[:2] and a[0] <= b[0] and b[1] <= a[1] for b in gold)
-        roles[a] = (inner, outer)
-    return roles
 
 
 def breakdown(pred_sets: Sequence[Set[CharSpan]], gold_sets: Sequence[Set[CharSpan]],
               texts: Sequence[str], lang: str) -> Dict[str, Any]:
     scores = score_predictions(pred_sets, gold_sets)
-    roles = {"inner": [0, 0], "outer": [0, 0], "flat": [0, 0]}
-    lengths = {name: [0, 0, 0] for name, _, _ in BUCKETS}  # tp, predicted, gold
-    for pred, gold, text in zip(pred_sets, gold_sets, texts, strict=True):
-        for span, (inner, outer) in nesting_roles(gold).items():
-            found = span in pred
-            for role, applies in (("inner", inner), ("outer", outer), ("flat", not (inner or outer))):
-                if applies:
-                    roles[role][0] += found
-                    roles[role][1] += 1
-            counts = lengths[bucket(span_length(text, span[0], span[1], lang))]
-            counts[2] += 1
-            counts[0] += found
-        for span in pred:
-            lengths[bucket(span_length(text, span[0], span[1], lang))][1] += 1
     n_nested = sum(len(nested_gold(g)) for g in gold_sets)
     return {
         "overall": scores["overall"],
         "per_type": scores["per_type"],
         "nested_recall": scores["nested_gold"]["recall"],
         "nested_spans": n_nested,
-        "recall_by_role": {r: {"found": c[0], "spans": c[1], "recall": c[0] / c[1] if c[1] else None}
-                           for r, c in roles.items()},
-        "by_length": {name: prf_counts(*c) for name, c in lengths.items()},
+        "recall_by_role": {role.removesuffix("_spans"): counts
+                           for role, counts in role_recall(pred_sets, gold_sets).items()},
+        "by_length": error_breakdown(pred_sets, gold_sets, texts, lang)["by_length"]["buckets"],
     }
 
 
@@ -168,7 +134,7 @@ def compare(base: Sequence[Path], variant: Sequence[Path], threshold: str) -> No
         figure(f"{split} nested R", lambda r, key=key: r["breakdown"][key]["nested_recall"])
         for role in ("inner", "outer", "flat"):
             figure(f"{split} {role} R", lambda r, role=role, key=key: r["breakdown"][key]["recall_by_role"][role]["recall"])
-        for name, _, _ in BUCKETS:
+        for name, _, _ in LENGTH_BUCKETS:
             figure(f"{split} R {name}", lambda r, name=name, key=key: r["breakdown"][key]["by_length"][name]["r"])
             figure(f"{split} P {name}", lambda r, name=name, key=key: r["breakdown"][key]["by_length"][name]["p"])
         labels = sorted(b[seeds[0]]["breakdown"][key]["per_type"])
@@ -186,7 +152,7 @@ def compare(base: Sequence[Path], variant: Sequence[Path], threshold: str) -> No
               f"ratio {statistics.mean(ys) / statistics.mean(xs):.3f} | |")
     gold = b[seeds[0]]["breakdown"][f"dev_{threshold}"]
     print("dev gold spans by length: " + ", ".join(
-        f"{n} {gold['by_length'][n]['gold']}" for n, _, _ in BUCKETS)
+        f"{n} {gold['by_length'][n]['gold']}" for n, _, _ in LENGTH_BUCKETS)
         + "; by role: " + ", ".join(f"{r} {c['spans']}" for r, c in gold["recall_by_role"].items()))
 
 

@@ -94,7 +94,7 @@ FP_KINDS = ("type", "boundary", "boundary_and_type", "spurious")
 FN_KINDS = ("type", "boundary", "boundary_and_type", "missed")
 # Span length buckets in tokens: (name, shortest, longest), None for no upper bound.
 LENGTH_BUCKETS: Tuple[Tuple[str, int, Optional[int]], ...] = (
-    ("1", 1, 1), ("2", 2, 2), ("3", 3, 3), ("4-5", 4, 5), ("6-10", 6, 10), ("11+", 11, None),
+    ("1-2", 1, 2), ("3-5", 3, 5), ("6-10", 6, 10), ("11-20", 11, 20), ("21+", 21, None),
 )
 LENGTH_UNITS = {"zh": "characters"}  # every other language: whitespace-separated words
 
@@ -113,6 +113,34 @@ def length_bucket(n: int) -> str:
         if n >= low and (high is None or n <= high):
             return name
     raise ValueError(f"span length {n} < 1")
+
+
+def nesting_roles(gold: Set[CharSpan]) -> Dict[CharSpan, Tuple[bool, bool]]:
+    """(inner, outer) of each gold span: inner when another gold span (other offsets)
+    contains it, outer when it contains one; a span can be both, or neither (flat)."""
+    roles = {}
+    for a in gold:
+        inner = any(b[:2] != a[:2] and b[0] <= a[0] and a[1] <= b[1] for b in gold)
+        outer = any(b[:2] != a[:2] and a[0] <= b[0] and b[1] <= a[1] for b in gold)
+        roles[a] = (inner, outer)
+    return roles
+
+
+def role_recall(pred_sets: Sequence[Set[CharSpan]],
+                gold_sets: Sequence[Set[CharSpan]]) -> Dict[str, Dict[str, Any]]:
+    """Recall of the inner, outer and flat gold spans (nesting_roles): "inner_spans",
+    "outer_spans", "flat_spans", each {"recall", "found", "spans"} (recall None without
+    spans of the role)."""
+    counts = {"inner_spans": [0, 0], "outer_spans": [0, 0], "flat_spans": [0, 0]}
+    for pred, gold in zip(pred_sets, gold_sets, strict=True):
+        for span, (inner, outer) in nesting_roles(gold).items():
+            for role, applies in (("inner_spans", inner), ("outer_spans", outer),
+                                  ("flat_spans", not (inner or outer))):
+                if applies:
+                    counts[role][0] += span in pred
+                    counts[role][1] += 1
+    return {role: {"recall": found / spans if spans else None, "found": found, "spans": spans}
+            for role, (found, spans) in counts.items()}
 
 
 def _overlaps(a: CharSpan, b: CharSpan) -> bool:

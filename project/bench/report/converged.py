@@ -251,6 +251,28 @@ def errors_tables(systems: Dict[str, List[TrainRecord]], nested: bool) -> List[s
 
 # --- variants --------------------------------------------------------------------------------
 
+LONG_SPAN = 6  # the shortest span counted as long: the CNN encoder's window is ~9 tokens
+
+
+def _inner_recall(r: TrainRecord) -> Optional[float]:
+    return r.test.inner_spans.recall if r.test.inner_spans else None
+
+
+def _outer_recall(r: TrainRecord) -> Optional[float]:
+    return r.test.outer_spans.recall if r.test.outer_spans else None
+
+
+def _long_recall(r: TrainRecord) -> Optional[float]:
+    """Recall pooled over the length buckets that start at LONG_SPAN or more tokens
+    ("6-10", "11-20", "21+"; older records' "11+")."""
+    if not r.test.by_length:
+        return None
+    long = [c for name, c in r.test.by_length.buckets.items()
+            if int(name.split("-")[0].rstrip("+")) >= LONG_SPAN]
+    gold = sum(c.gold or 0 for c in long)
+    return sum(c.tp or 0 for c in long) / gold if gold else None
+
+
 def variants_section(runs: Sequence[TrainRecord]) -> List[str]:
     """Every variant of the converged experiment beside its baseline: same corpus, encoder
     and system, never pooled."""
@@ -264,7 +286,7 @@ def variants_section(runs: Sequence[TrainRecord]) -> List[str]:
     out: List[str] = []
     for variant in variants:
         out += [f"### `{variant}`", ""]
-        lines, margins = [], []
+        lines, margins, nesting = [], [], []
         for (dataset, encoder, system), by_variant in sorted(keys.items()):
             if variant not in by_variant:
                 continue
@@ -281,13 +303,23 @@ def variants_section(runs: Sequence[TrainRecord]) -> List[str]:
                  if nested else "—"),
                 f"{num(mean(r.best.step for r in mine))} / {num(mean(r.best.step for r in base))}",
                 f"{_stops(mine)} / {_stops(base) if base else '—'}"])
-            p = paired(mine, base, test_f)
-            if p.diffs:
-                margins.append(f"- {dataset_info(dataset).name}, {encoder_name(encoder)}, {system_name(system)}: "
-                               f"test F, variant minus `{base_name}`: {p.text()}.")
+            if nested and any(r.test.inner_spans for r in mine + base):
+                nesting.append([f"{dataset_info(dataset).name}, {encoder_name(encoder)}", system_name(system),
+                                *(f"{mean_std(get(r) for r in mine)} / {mean_std(get(r) for r in base)}"
+                                  for get in (_inner_recall, _outer_recall, _long_recall))])
+            for split, value in (("dev", dev_f), ("test", test_f)):
+                p = paired(mine, base, value)
+                if p.diffs:
+                    margins.append(f"- {dataset_info(dataset).name}, {encoder_name(encoder)}, {system_name(system)}: "
+                                   f"{split} F, variant minus `{base_name}`: {p.text()}.")
         out += [table(["data, encoder", "system", "baseline", "seeds (variant / baseline)",
                        "dev F (variant / baseline)", "test F (variant / baseline)",
                        "nested recall (variant / baseline)", "steps to best dev", "stopped by"], lines), ""]
+        if nesting:
+            out += ["Held-out recall of inner gold spans (inside another), outer ones (containing "
+                    f"another) and spans of {LONG_SPAN} or more tokens, variant / baseline:", "",
+                    table(["data, encoder", "system", "inner-span recall", "outer-span recall",
+                           f"recall, spans of {LONG_SPAN}+ tokens"], nesting), ""]
         out += margins + ([""] if margins else [])
     out += decoding_section(converged)
     return out

@@ -57,8 +57,8 @@ def test_span_length_counts_words_in_english_and_characters_in_chinese():
     assert span_length("a  b", 1, 3, "en") == 1  # whitespace only: still a span of one
 
 
-@pytest.mark.parametrize("n, bucket", [(1, "1"), (2, "2"), (3, "3"), (4, "4-5"), (5, "4-5"),
-                                       (6, "6-10"), (10, "6-10"), (11, "11+"), (200, "11+")])
+@pytest.mark.parametrize("n, bucket", [(1, "1-2"), (2, "1-2"), (3, "3-5"), (5, "3-5"), (6, "6-10"),
+                                       (10, "6-10"), (11, "11-20"), (20, "11-20"), (21, "21+"), (200, "21+")])
 def test_length_buckets(n, bucket):
     assert length_bucket(n) == bucket
 
@@ -81,17 +81,16 @@ def test_error_kinds_with_nested_gold_in_english():
 def test_p_r_f_by_span_length_in_words():
     buckets = error_breakdown([EN1_PRED, EN2_PRED], [EN1_GOLD, EN2_GOLD], [EN1, EN2], "en")["by_length"]
     assert buckets["unit"] == "words"
-    assert list(buckets["buckets"]) == ["1", "2", "3", "4-5", "6-10", "11+"]
+    assert list(buckets["buckets"]) == ["1-2", "3-5", "6-10", "11-20", "21+"]
     assert buckets["buckets"] == {
-        # predicted: "IL-2" (DNA), "NF-kappa", "expression"; gold: "IL-2" (protein), "Sp1"
-        "1": _bucket(0, 3, 2, 0.0, 0.0, 0.0),
-        # predicted: "IL-2 gene" (tp); gold: "IL-2 gene", "NF-kappa B", "T cells":
-        # P 1, R 1/3, F 2 * 1/3 / (4/3) = 0.5
-        "2": _bucket(1, 1, 3, 1.0, 1 / 3, 0.5),
-        "3": _bucket(0, 1, 0, 0.0, 0.0, 0.0),   # predicted "in T cells"
-        "4-5": _bucket(1, 1, 1, 1.0, 1.0, 1.0),  # the virus span, found
+        # predicted: "IL-2" (DNA), "NF-kappa", "expression", "IL-2 gene" (tp); gold: "IL-2"
+        # (protein), "Sp1", "IL-2 gene", "NF-kappa B", "T cells": P 1/4, R 1/5, F 2/9
+        "1-2": _bucket(1, 4, 5, 0.25, 0.2, pytest.approx(2 / 9)),
+        # predicted "in T cells" and the virus span (tp); gold: the virus span
+        "3-5": _bucket(1, 2, 1, 0.5, 1.0, 2 / 3),
         "6-10": _bucket(0, 0, 1, 0.0, 0.0, 0.0),  # the 9-word DNA span, not found
-        "11+": _bucket(0, 0, 0, 0.0, 0.0, 0.0),
+        "11-20": _bucket(0, 0, 0, 0.0, 0.0, 0.0),
+        "21+": _bucket(0, 0, 0, 0.0, 0.0, 0.0),
     }
 
 
@@ -101,11 +100,10 @@ def test_chinese_spans_are_measured_in_characters():
     assert out["errors"]["fn"] == {"total": 1, "type": 0, "boundary": 0, "boundary_and_type": 0, "missed": 1}
     buckets = out["by_length"]["buckets"]
     assert out["by_length"]["unit"] == "characters"
-    assert buckets["1"] == _bucket(0, 1, 0, 0.0, 0.0, 0.0)    # 我
-    assert buckets["2"] == _bucket(0, 0, 1, 0.0, 0.0, 0.0)    # 张三
-    assert buckets["4-5"] == _bucket(1, 1, 1, 1.0, 1.0, 1.0)  # 北京大学
-    # Read as English the whole sentence is one word: every span in bucket 1, tp 1 of 2 and 2.
-    assert error_breakdown([ZH_PRED], [ZH_GOLD], [ZH], "en")["by_length"]["buckets"]["1"] == \
+    assert buckets["1-2"] == _bucket(0, 1, 1, 0.0, 0.0, 0.0)  # 我 predicted, 张三 gold
+    assert buckets["3-5"] == _bucket(1, 1, 1, 1.0, 1.0, 1.0)  # 北京大学
+    # Read as English the whole sentence is one word: every span in bucket 1-2, tp 1 of 2 and 2.
+    assert error_breakdown([ZH_PRED], [ZH_GOLD], [ZH], "en")["by_length"]["buckets"]["1-2"] == \
         _bucket(1, 2, 2, 0.5, 0.5, 0.5)
 
 
@@ -163,6 +161,8 @@ def _without_breakdown(result):
     out = json.loads(json.dumps(result))
     out["test"].pop("errors", None)
     out["test"].pop("by_length", None)
+    for role in ("inner_spans", "outer_spans", "flat_spans"):
+        out["test"].pop(role, None)
     return out
 
 
@@ -213,12 +213,13 @@ def test_analyse_adds_the_breakdown_to_result_json_and_changes_nothing_else(tmp_
 
     spans = json.loads((span_dir / "result.json").read_text(encoding="utf8"))
     assert _without_breakdown(spans) == span_result
+    assert spans["test"]["inner_spans"] == {"recall": 0.5, "found": 1, "spans": 2}  # as in test_recall_of_inner_...
     # The counts worked out in test_error_kinds_with_nested_gold_in_english.
     assert spans["test"]["errors"] == {
         "tp": 2, "predicted": 6, "gold": 7, "gold_spans": "all",
         "fp": {"total": 4, "type": 1, "boundary": 1, "boundary_and_type": 1, "spurious": 1},
         "fn": {"total": 5, "type": 1, "boundary": 1, "boundary_and_type": 2, "missed": 1}}
-    assert spans["test"]["by_length"]["buckets"]["2"]["f"] == 0.5
+    assert spans["test"]["by_length"]["buckets"]["1-2"]["f"] == pytest.approx(2 / 9)
 
     flat = json.loads((flat_dir / "result.json").read_text(encoding="utf8"))
     assert _without_breakdown(flat) == flat_result
@@ -230,8 +231,9 @@ def test_analyse_adds_the_breakdown_to_result_json_and_changes_nothing_else(tmp_
         "fp": {"total": 2, "type": 0, "boundary": 1, "boundary_and_type": 1, "spurious": 0},
         "fn": {"total": 3, "type": 0, "boundary": 1, "boundary_and_type": 1, "missed": 1}}
     buckets = flat["test"]["by_length"]["buckets"]
-    # 1 word: predicted "NF-kappa", "Sp1" (tp); gold "Sp1": P 1/2, R 1, F 2/3.
-    assert buckets["1"] == _bucket(1, 2, 1, 0.5, 1.0, pytest.approx(2 / 3))
+    # 1-2 words: predicted "IL-2 gene" (tp), "NF-kappa", "Sp1" (tp); gold "IL-2 gene",
+    # "NF-kappa B", "T cells", "Sp1": P 2/3, R 1/2, F 4/7.
+    assert buckets["1-2"] == _bucket(2, 3, 4, pytest.approx(2 / 3), 0.5, pytest.approx(4 / 7))
     assert buckets["6-10"] == _bucket(0, 0, 1, 0.0, 0.0, 0.0)
 
     # Run again: already there, skipped and left as it is; --force recomputes.
@@ -248,3 +250,37 @@ def test_analyse_adds_the_breakdown_to_result_json_and_changes_nothing_else(tmp_
     assert not list(span_dir.glob("*.tmp"))
 
     assert cli.invoke(cli_app, ["analyse"]).exit_code != 0  # nothing to analyse
+
+
+def test_recall_of_inner_outer_and_flat_gold_spans():
+    roles = span_metrics.role_recall([EN1_PRED, EN2_PRED], [EN1_GOLD, EN2_GOLD])
+    # inner: "IL-2" (inside "IL-2 gene": predicted as DNA, not found), the virus span (found);
+    # outer: "IL-2 gene" (found), the 9-word DNA span (not found); flat: "NF-kappa B",
+    # "T cells", "Sp1" (none found).
+    assert roles == {"inner_spans": {"recall": 0.5, "found": 1, "spans": 2},
+                     "outer_spans": {"recall": 0.5, "found": 1, "spans": 2},
+                     "flat_spans": {"recall": 0.0, "found": 0, "spans": 3}}
+
+
+def test_a_span_inside_and_containing_others_is_both_and_same_offsets_do_not_nest():
+    gold = {(0, 10, "A"), (0, 6, "B"), (0, 3, "C"), (0, 3, "D"), (12, 15, "A")}
+    roles = span_metrics.nesting_roles(gold)
+    assert roles[(0, 10, "A")] == (False, True)
+    assert roles[(0, 6, "B")] == (True, True)
+    assert roles[(0, 3, "C")] == (True, False)  # D at the same offsets neither holds nor contains it
+    assert roles[(12, 15, "A")] == (False, False)
+    assert span_metrics.role_recall([set()], [gold])["flat_spans"] == {"recall": 0.0, "found": 0, "spans": 1}
+    no_roles = span_metrics.role_recall([set()], [{(0, 3, "A")}])
+    assert no_roles["inner_spans"] == {"recall": None, "found": 0, "spans": 0}
+
+
+def test_the_held_out_breakdown_counts_roles_against_all_gold_spans_on_nested_data_only():
+    from bench.corpus import heldout_breakdown
+
+    nested = heldout_breakdown([EN1_PRED, EN2_PRED], [EN1_GOLD, EN2_GOLD], [EN1, EN2], "en", flat=True)
+    # A flat system is scored against the outermost spans, but its inner-span recall is
+    # over every gold span: the virus span it found counts.
+    assert nested["errors"]["gold_spans"] == "outermost"
+    assert nested["inner_spans"] == {"recall": 0.5, "found": 1, "spans": 2}
+    flat_data = heldout_breakdown([ZH_PRED], [ZH_GOLD], [ZH], "zh", flat=False)
+    assert "inner_spans" not in flat_data and "outer_spans" not in flat_data

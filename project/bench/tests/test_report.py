@@ -65,6 +65,28 @@ def test_variant_runs_are_shown_beside_their_baseline_and_never_pooled_into_it()
     assert "variant minus `baseline`: -31.0 (seed 0: -32.0, seed 1: -30.0); outside the seed spread" in variants
 
 
+def test_a_variant_on_nested_data_is_compared_on_inner_outer_and_long_spans_and_on_dev():
+    def lengths(tp_short, tp_6_10, tp_11):
+        # 10 gold spans of 1-2 tokens, 4 of 6-10, 1 of 11-20: long recall pools the last two
+        return {"unit": "words", "buckets": {
+            "1-2": {"tp": tp_short, "gold": 10, "predicted": 10}, "6-10": {"tp": tp_6_10, "gold": 4, "predicted": 4},
+            "11-20": {"tp": tp_11, "gold": 1, "predicted": 1}}}
+
+    variant = "architecture=GlobalPointer.v4"
+    runs = [run(f=0.70, seed=0, dev=0.72, inner_spans={"recall": 0.6}, outer_spans={"recall": 0.4},
+                by_length=lengths(9, 1, 0)),
+            run(f=0.71, seed=0, dev=0.74, variant=variant, inner_spans={"recall": 0.6},
+                outer_spans={"recall": 0.5}, by_length=lengths(5, 2, 1))]
+    text = "\n".join(converged.variants_section(runs))
+    assert "| inner-span recall | outer-span recall | recall, spans of 6+ tokens |" in text
+    # long spans: variant (2 + 1) / 5, baseline 1 / 5
+    assert "| GENIA, BiLSTM | global_pointer (efficient) | 60.0 / 60.0 | 50.0 / 40.0 | 60.0 / 20.0 |" in text
+    assert "dev F, variant minus `baseline`: +2.0 (seed 0: +2.0)" in text
+    assert "test F, variant minus `baseline`: +1.0 (seed 0: +1.0)" in text
+    flat = "\n".join(converged.variants_section([run(dataset="weibo", f=0.5), run(dataset="weibo", f=0.6, variant=variant)]))
+    assert "inner-span recall" not in flat
+
+
 def test_each_system_is_headlined_at_its_shipped_setting_as_trf_cfg_ships_it():
     config = spacy.util.load_config(common_path("configs/trf.cfg"), interpolate=False)
     scale = config["components"]["global_pointer"]["head_learn_rate_scale"]
