@@ -280,11 +280,24 @@ def collect(
 ) -> None:
     """Fold finished runs and timing repeats into a results file the page is built from."""
     from bench.experiment import default_results_file
-    from bench.records import DEFAULT_VARIANT
+    from bench.records import DEFAULT_VARIANT, RecordError
+    from bench.results import run_identities
 
     if into is None:
         if experiment is None:
             raise typer.BadParameter("give --experiment (the results file is RESULTS/EXPERIMENT/VARIANT.json) or --into")
+        if variant is None:
+            # Runs that name their own variant go to that variant's file, never to the
+            # baseline's; timing repeats name none and take it from the runs beside them.
+            try:
+                pairs = run_identities(runs, experiment=experiment)
+            except RecordError as err:
+                raise typer.BadParameter(str(err)) from err
+            variants = list(dict.fromkeys(v for _, v in pairs))
+            if len(variants) > 1:
+                raise typer.BadParameter(f"these runs are of {len(variants)} variants ({', '.join(sorted(variants))}): "
+                                         "collect one variant at a time, give --variant, or --into")
+            variant = variants[0] if variants else None
         into = default_results_file(experiment, variant or DEFAULT_VARIANT, results)
     _collect_into(runs, into, experiment, variant, results)
 

@@ -282,6 +282,18 @@ def _stored_elsewhere(store: Path, results_file: Path, records: Sequence[Record]
                               f"collect them into that file (--into), or move it")
 
 
+def run_identities(run_dirs: Sequence[Path], *, experiment: Optional[str] = None,
+                   variant: Optional[str] = None) -> List[Tuple[str, str]]:
+    """The (experiment, variant) pairs of the training runs in or below `run_dirs`, as
+    collect_runs would record them, in order of first appearance."""
+    pairs: Dict[Tuple[str, str], None] = {}
+    for folder in run_dirs:
+        for d in find_runs(folder)[0]:
+            r = run_record(d, d.parent, experiment=experiment, variant=variant)
+            pairs[(r.experiment, r.variant)] = None
+    return list(pairs)
+
+
 def collect_runs(run_dirs: Sequence[Path], results_file: Path, *, experiment: Optional[str] = None,
                  variant: Optional[str] = None, store: Optional[Path] = None) -> Tuple[int, int, int]:
     """Fold training runs and timing repeats in or below `run_dirs` into `results_file`.

@@ -292,3 +292,25 @@ def test_the_collect_command_writes_experiment_and_variant_files_of_the_store(tm
                              "--into", str(store / "converged" / "other.json"), "--results", str(store)])
     assert again.exit_code == 2 and "already in" in again.output
     assert not (store / "converged" / "other.json").exists()
+
+
+def test_runs_that_name_their_variant_are_collected_into_that_variants_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    runs, store = tmp_path / "runs", tmp_path / "results"
+    v4 = {"experiment": "converged", "variant": "architecture=GlobalPointer.v4"}
+    write_run(runs / "genia" / "cnn" / "global_pointer_efficient" / "seed1", result_json(seed=1, **v4))
+    write_run(runs / "genia" / "cnn" / "global_pointer_efficient" / "seed2", result_json(seed=2, **v4))
+    cli = CliRunner()
+    done = cli.invoke(app, ["collect", str(runs), "--experiment", "converged", "--results", str(store)])
+    assert done.exit_code == 0, done.output
+    assert not (store / "converged" / "baseline.json").exists()
+    stored = results.read_file(store / "converged" / "architecture-GlobalPointer.v4.json")
+    assert [(r.variant, r.seed) for r in stored] == [("architecture=GlobalPointer.v4", 1), ("architecture=GlobalPointer.v4", 2)]
+    # A run of the first runner (no variant: baseline) beside them: two variants, refused.
+    write_run(runs / "genia" / "cnn" / "global_pointer_efficient" / "seed0", result_json(seed=0))
+    mixed = cli.invoke(app, ["collect", str(runs), "--experiment", "converged", "--results", str(store)])
+    message = " ".join(mixed.output.replace("│", " ").split())  # the error box wraps lines
+    assert mixed.exit_code == 2 and "2 variants (architecture=GlobalPointer.v4, baseline)" in message
