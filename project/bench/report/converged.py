@@ -290,35 +290,40 @@ def variants_section(runs: Sequence[TrainRecord]) -> List[str]:
         for (dataset, encoder, system), by_variant in sorted(keys.items()):
             if variant not in by_variant:
                 continue
-            base_name = baseline_of(variant, list(by_variant))
-            mine = sorted(by_variant[variant], key=lambda r: r.seed)
-            base = sorted(by_variant.get(base_name, []), key=lambda r: r.seed)
             nested = dataset_info(dataset).nested
-            lines.append([
-                f"{dataset_info(dataset).name}, {encoder_name(encoder)}", system_name(system), f"`{base_name}`",
-                f"{seeds_text(mine)} / {seeds_text(base) or '—'}",
-                f"{mean_std(dev_f(r) for r in mine)} / {mean_std(dev_f(r) for r in base)}",
-                f"{mean_std(test_f(r) for r in mine)} / {mean_std(test_f(r) for r in base)}",
-                (f"{mean_std(r.test.nested_recall for r in mine)} / {mean_std(r.test.nested_recall for r in base)}"
-                 if nested else "—"),
-                f"{num(mean(r.best.step for r in mine))} / {num(mean(r.best.step for r in base))}",
-                f"{_stops(mine)} / {_stops(base) if base else '—'}"])
-            if nested and any(r.test.inner_spans for r in mine + base):
-                nesting.append([f"{dataset_info(dataset).name}, {encoder_name(encoder)}", system_name(system),
-                                *(f"{mean_std(get(r) for r in mine)} / {mean_std(get(r) for r in base)}"
-                                  for get in (_inner_recall, _outer_recall, _long_recall))])
-            for split, value in (("dev", dev_f), ("test", test_f)):
-                p = paired(mine, base, value)
-                if p.diffs:
-                    margins.append(f"- {dataset_info(dataset).name}, {encoder_name(encoder)}, {system_name(system)}: "
-                                   f"{split} F, variant minus `{base_name}`: {p.text()}.")
+            nearest = baseline_of(variant, list(by_variant))
+            # Beside the nearest variant it extends, and beside the plain baseline too.
+            for base_name in dict.fromkeys([nearest, DEFAULT_VARIANT]):
+                if base_name not in by_variant and base_name != nearest:
+                    continue
+                mine = sorted(by_variant[variant], key=lambda r: r.seed)
+                base = sorted(by_variant.get(base_name, []), key=lambda r: r.seed)
+                where = [f"{dataset_info(dataset).name}, {encoder_name(encoder)}", system_name(system)]
+                lines.append([
+                    *where, f"`{base_name}`",
+                    f"{seeds_text(mine)} / {seeds_text(base) or '—'}",
+                    f"{mean_std(dev_f(r) for r in mine)} / {mean_std(dev_f(r) for r in base)}",
+                    f"{mean_std(test_f(r) for r in mine)} / {mean_std(test_f(r) for r in base)}",
+                    (f"{mean_std(r.test.nested_recall for r in mine)} / {mean_std(r.test.nested_recall for r in base)}"
+                     if nested else "—"),
+                    f"{num(mean(r.best.step for r in mine))} / {num(mean(r.best.step for r in base))}",
+                    f"{_stops(mine)} / {_stops(base) if base else '—'}"])
+                if nested and any(r.test.inner_spans for r in mine + base):
+                    nesting.append([*where, f"`{base_name}`",
+                                    *(f"{mean_std(get(r) for r in mine)} / {mean_std(get(r) for r in base)}"
+                                      for get in (_inner_recall, _outer_recall, _long_recall))])
+                for split, value in (("dev", dev_f), ("test", test_f)):
+                    p = paired(mine, base, value)
+                    if p.diffs:
+                        margins.append(f"- {where[0]}, {where[1]}: "
+                                       f"{split} F, variant minus `{base_name}`: {p.text()}.")
         out += [table(["data, encoder", "system", "baseline", "seeds (variant / baseline)",
                        "dev F (variant / baseline)", "test F (variant / baseline)",
                        "nested recall (variant / baseline)", "steps to best dev", "stopped by"], lines), ""]
         if nesting:
             out += ["Held-out recall of inner gold spans (inside another), outer ones (containing "
                     f"another) and spans of {LONG_SPAN} or more tokens, variant / baseline:", "",
-                    table(["data, encoder", "system", "inner-span recall", "outer-span recall",
+                    table(["data, encoder", "system", "baseline", "inner-span recall", "outer-span recall",
                            f"recall, spans of {LONG_SPAN}+ tokens"], nesting), ""]
         out += margins + ([""] if margins else [])
     out += decoding_section(converged)

@@ -80,11 +80,22 @@ def test_a_variant_on_nested_data_is_compared_on_inner_outer_and_long_spans_and_
     text = "\n".join(converged.variants_section(runs))
     assert "| inner-span recall | outer-span recall | recall, spans of 6+ tokens |" in text
     # long spans: variant (2 + 1) / 5, baseline 1 / 5
-    assert "| GENIA, BiLSTM | global_pointer (efficient) | 60.0 / 60.0 | 50.0 / 40.0 | 60.0 / 20.0 |" in text
+    assert "| GENIA, BiLSTM | global_pointer (efficient) | `baseline` | 60.0 / 60.0 | 50.0 / 40.0 | 60.0 / 20.0 |" in text
     assert "dev F, variant minus `baseline`: +2.0 (seed 0: +2.0)" in text
     assert "test F, variant minus `baseline`: +1.0 (seed 0: +1.0)" in text
     flat = "\n".join(converged.variants_section([run(dataset="weibo", f=0.5), run(dataset="weibo", f=0.6, variant=variant)]))
     assert "inner-span recall" not in flat
+
+
+def test_a_variant_that_extends_another_is_shown_beside_it_and_beside_the_baseline():
+    full, part = "architecture=GlobalPointer.v4", "architecture=GlobalPointer.v4, context_channels=0"
+    runs = [run(f=0.70, seed=0), run(f=0.72, seed=0, variant=full), run(f=0.71, seed=0, variant=part)]
+    text = "\n".join(converged.variants_section(runs))
+    section = text[text.index(f"### `{part}`"):]
+    assert f"| GENIA, BiLSTM | global_pointer (efficient) | `{full}` | 0 / 0 | 71.0 / 72.0 |" in section
+    assert "| GENIA, BiLSTM | global_pointer (efficient) | `baseline` | 0 / 0 | 71.0 / 70.0 |" in section
+    assert f"test F, variant minus `{full}`: -1.0 (seed 0: -1.0)" in section
+    assert "test F, variant minus `baseline`: +1.0 (seed 0: +1.0)" in section
 
 
 def test_each_system_is_headlined_at_its_shipped_setting_as_trf_cfg_ships_it():
