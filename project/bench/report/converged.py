@@ -231,21 +231,27 @@ def errors_tables(systems: Dict[str, List[TrainRecord]], nested: bool) -> List[s
         out += ["The CRF tagger and spaCy ner cannot nest: their errors are counted against the "
                 "outermost gold spans.", ""]
     out += [table(header, lines), ""]
-    buckets = list(dict.fromkeys(b for rs in carrying.values() for r in rs for b in r.test.by_length.buckets))  # type: ignore[union-attr]
-    unit = ", ".join(sorted({r.test.by_length.unit or "?" for rs in carrying.values() for r in rs}))  # type: ignore[union-attr]
-    lines = []
+    # One table per set of length buckets: records made with other buckets are not pooled.
+    schemes: Dict[Tuple[str, ...], Dict[str, List[TrainRecord]]] = {}
     for system, rs in carrying.items():
-        line = [system_name(system)]
-        for name in buckets:
-            cells = [r.test.by_length.buckets.get(name) for r in rs]  # type: ignore[union-attr]
-            cells = [c for c in cells if c is not None and (c.gold or c.predicted)]
-            line.append("—" if not cells else
-                        f"{pct(mean(c.f for c in cells))} (P {pct(mean(c.p for c in cells))}, "
-                        f"R {pct(mean(c.r for c in cells))}; {num(mean(c.gold for c in cells))})")
-        lines.append(line)
-    out += [f"By span length in {unit}: test F (precision over the predictions of that length, recall "
-            "over the gold spans of that length; gold spans), mean over seeds.", "",
-            table(["system", *buckets], lines), ""]
+        for r in rs:
+            scheme = tuple(r.test.by_length.buckets)  # type: ignore[union-attr]
+            schemes.setdefault(scheme, {}).setdefault(system, []).append(r)
+    for buckets, by_system in schemes.items():
+        unit = ", ".join(sorted({r.test.by_length.unit or "?" for rs in by_system.values() for r in rs}))  # type: ignore[union-attr]
+        lines = []
+        for system, rs in by_system.items():
+            line = [system_name(system)]
+            for name in buckets:
+                cells = [r.test.by_length.buckets.get(name) for r in rs]  # type: ignore[union-attr]
+                cells = [c for c in cells if c is not None and (c.gold or c.predicted)]
+                line.append("—" if not cells else
+                            f"{pct(mean(c.f for c in cells))} (P {pct(mean(c.p for c in cells))}, "
+                            f"R {pct(mean(c.r for c in cells))}; {num(mean(c.gold for c in cells))})")
+            lines.append(line)
+        out += [f"By span length in {unit}: test F (precision over the predictions of that length, recall "
+                "over the gold spans of that length; gold spans), mean over seeds.", "",
+                table(["system", *buckets], lines), ""]
     return out
 
 

@@ -98,6 +98,17 @@ def test_a_variant_that_extends_another_is_shown_beside_it_and_beside_the_baseli
     assert "test F, variant minus `baseline`: +1.0 (seed 0: +1.0)" in section
 
 
+def test_records_with_other_length_buckets_get_their_own_table():
+    errors = {"gold": 10, "fp": {"total": 0, "type": 0, "boundary": 0, "boundary_and_type": 0, "spurious": 0},
+              "fn": {"total": 0, "type": 0, "boundary": 0, "boundary_and_type": 0, "missed": 0}}
+    cell = {"p": 1.0, "r": 1.0, "f": 1.0, "gold": 5, "predicted": 5}
+    new = run(errors=errors, by_length={"unit": "words", "buckets": {"1-2": cell, "3-5": cell}})
+    old = run("crf", errors=errors, by_length={"unit": "words", "buckets": {"1": cell, "2": cell}})
+    text = "\n".join(converged.errors_tables({"global_pointer_efficient": [new], "crf": [old]}, nested=True))
+    assert "| system | 1-2 | 3-5 |" in text and "| system | 1 | 2 |" in text
+    assert "| system | 1-2 | 3-5 | 1 | 2 |" not in text and "—" not in text
+
+
 def test_each_system_is_headlined_at_its_shipped_setting_as_trf_cfg_ships_it():
     config = spacy.util.load_config(common_path("configs/trf.cfg"), interpolate=False)
     scale = config["components"]["global_pointer"]["head_learn_rate_scale"]
