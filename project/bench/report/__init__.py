@@ -21,7 +21,12 @@ from bench.report.converged import experiment_section, results_section, variants
 from bench.report.fixed_budget import budget_section, sweep_section
 from bench.report.methodology import methodology_section
 from bench.report.readme import CHART_GROUP, chart_name, draw_charts, readme_block
-from bench.report.speed import head_cost_section, head_parts_section, timing_section
+from bench.report.speed import (
+    CONVERGED_TIMING,
+    head_cost_section,
+    head_parts_section,
+    timing_section,
+)
 from bench.results import RESULTS, load_records
 
 BENCH = Path(__file__).resolve().parents[1]
@@ -78,8 +83,12 @@ def build(records: Sequence[Record], *, figures_rel: str = "bench/figures",
         page += ["### Trained models, part by part", "", *head_parts_section(parts)]
     if head_cost:
         page += ["### The head against its encoder", "", *head_cost_section(head_cost)]
-    if timings:
-        page += ["### Fixed-budget models", "", *timing_section(timings)]
+    fixed_timings = [t for t in timings if t.experiment == "fixed_budget"]
+    if fixed_timings:
+        page += ["### Fixed-budget models", "", *timing_section(fixed_timings)]
+    other_timings = [t for t in timings if t.experiment != "fixed_budget"]
+    if other_timings:
+        page += ["### Converged models and their variants", "", *timing_section(other_timings, CONVERGED_TIMING)]
     fixed, tuned, sweep = (by_experiment.get(k, []) for k in ("fixed_budget", "tuned", "sweep"))
     if fixed or tuned or sweep:
         page += ["## Earlier comparisons at fixed budgets", "",

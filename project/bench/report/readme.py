@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from bench.records import HeadPartsRecord, TimingRecord, TrainRecord, variant_settings
+from bench.records import (
+    DEFAULT_VARIANT,
+    HeadPartsRecord,
+    TimingRecord,
+    TrainRecord,
+    variant_settings,
+)
 from bench.report.common import (
     dataset_info,
     encoder_name,
@@ -66,7 +72,7 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
         trained = {system: mean(r.predict_words_per_second or speeds.get((dataset, encoder, system, r.seed))
                                 for r in rs) for system, rs in systems.items()}
         use_fixed = (any(v is None for v in trained.values())
-                     and all(fixed.get((dataset, encoder, s), {}).get("large") for s in systems))
+                     and all(fixed.get((dataset, encoder, s, DEFAULT_VARIANT), {}).get("large") for s in systems))
         for system, rs in systems.items():
             f = mean(test_f(r) for r in rs)
             if system == HEAD or head_f is None or f is None:
@@ -90,7 +96,7 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
             cap = any(r.stopped_by in CAP_STOPS for r in rs)
             capped |= cap
             if use_fixed:
-                speed_cell, from_fixed = num(fixed[(dataset, encoder, system)]["large"]) + " §", True
+                speed_cell, from_fixed = num(fixed[(dataset, encoder, system, DEFAULT_VARIANT)]["large"]) + " §", True
             else:
                 speed_cell = num(trained[system])
             lines.append([

@@ -1,12 +1,13 @@
 """The page's speed sections: trained models timed part by part (`python -m bench time parts`),
-the head's cost against its encoder (python -m bench time head-cost), and the fixed-budget models'
-timing repeats."""
+the head's cost against its encoder (python -m bench time head-cost), and the timing repeats of
+trained models (fixed-budget ones, and converged ones beside their variants)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from bench.records import HeadCostRecord, HeadPartsRecord, TimingRecord
+from bench.records import DEFAULT_VARIANT, HeadCostRecord, HeadPartsRecord, TimingRecord
 from bench.report.common import (
     dataset_info,
     encoder_name,
@@ -169,14 +170,19 @@ def head_cost_section(records: Sequence[HeadCostRecord]) -> List[str]:
 
 # --- fixed-budget timing repeats ---------------------------------------------------------------
 
-def timing_rows(timings: Sequence[TimingRecord]) -> Dict[Tuple[str, str, str], Dict[str, Any]]:
-    """Per (dataset, encoder, system): medians over the repeats of the newest timing set."""
-    rows: Dict[Tuple[str, str, str], List[TimingRecord]] = {}
+def _session_order(session: str) -> Tuple[Any, ...]:
+    """Timing sets in the order they were made: "s3" before "s26" (numbers compared as numbers)."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", session))
+
+
+def timing_rows(timings: Sequence[TimingRecord]) -> Dict[Tuple[str, str, str, str], Dict[str, Any]]:
+    """Per (dataset, encoder, system, variant): medians over the repeats of the newest timing set."""
+    rows: Dict[Tuple[str, str, str, str], List[TimingRecord]] = {}
     for t in timings:
-        rows.setdefault((t.dataset, t.encoder, t.system), []).append(t)
+        rows.setdefault((t.dataset, t.encoder, t.system, t.variant), []).append(t)
     out = {}
     for key, ts in rows.items():
-        session = max(t.session for t in ts)
+        session = max((t.session for t in ts), key=_session_order)
         ts = [t for t in ts if t.session == session]
         out[key] = {
             "session": session, "repeats": len(ts),
@@ -193,18 +199,40 @@ def timing_rows(timings: Sequence[TimingRecord]) -> Dict[Tuple[str, str, str], D
     return out
 
 
-def timing_section(timings: Sequence[TimingRecord]) -> List[str]:
+def _ratio(value: Optional[float], base: Optional[float]) -> str:
+    return "—" if value is None or not base else f"{value / base:.2f}x"
+
+
+FIXED_BUDGET_TIMING = ("The fixed-budget models (below), each timed in a fresh process, the systems of a corpus "
+                       "back to back, repeated (`python -m bench time pipeline`); medians over the repeats of "
+                       "the newest timing set.")
+CONVERGED_TIMING = ("Converged models (seed 0) beside their variants, each timed in a fresh process, "
+                    "alternated, repeated (`python -m bench time pipeline`); medians over the repeats. Compare "
+                    "within a corpus and encoder, as the ratios to the `baseline` model do: the timing sets "
+                    "ran at other times and loads.")
+
+
+def timing_section(timings: Sequence[TimingRecord], intro: str = FIXED_BUDGET_TIMING) -> List[str]:
     if not timings:
         return []
     rows = timing_rows(timings)
-    lines = [[f"{dataset_info(d).name}, {encoder_name(e)}", system_name(s), num(v["train"]), num(v["bs1"]),
-              num(v["large"]), num(v["enc_large"]), f"{_share(v['share_bs1'])} / {_share(v['share_large'])}",
-              num(v["rss"]), f"`{v['session']}`", str(v["repeats"])]
-             for (d, e, s), v in sorted(rows.items(), key=lambda kv: (group_order(kv[0][:2]), system_order(kv[0][2])))]
-    return ["The fixed-budget models (below), each timed in a fresh process, the systems of a corpus "
-            "back to back, repeated (`python -m bench time pipeline`); medians over the repeats of the newest "
-            "timing set. The head's share is 1 - pipeline words/s / encoder-alone words/s in the "
-            "same process.", "",
-            table(["data, encoder", "system", "train words/s", "predict words/s (batch 1)",
-                   "predict words/s (batch 256)", "encoder alone (batch 256)",
-                   "head's share of time (batch 1 / 256)", "peak RSS (MB)", "timing set", "repeats"], lines), ""]
+    variants = any(variant != DEFAULT_VARIANT for *_, variant in rows)
+    lines = []
+    for (d, e, s, variant), v in sorted(rows.items(), key=lambda kv: (group_order(kv[0][:2]), system_order(kv[0][2]),
+                                                                      kv[0][3] != DEFAULT_VARIANT, kv[0][3])):
+        line = [f"{dataset_info(d).name}, {encoder_name(e)}", system_name(s)]
+        if variants:
+            base = rows.get((d, e, s, DEFAULT_VARIANT), {})
+            line += [f"`{variant}`", f"{_ratio(v['train'], base.get('train'))} / {_ratio(v['large'], base.get('large'))}"]
+        line += [num(v["train"]), num(v["bs1"]), num(v["large"]), num(v["enc_large"]),
+                 f"{_share(v['share_bs1'])} / {_share(v['share_large'])}", num(v["rss"]), f"`{v['session']}`",
+                 str(v["repeats"])]
+        lines.append(line)
+    header = ["data, encoder", "system"]
+    if variants:
+        header += ["variant", "words/s against `baseline` (train / predict, batch 256)"]
+    header += ["train words/s", "predict words/s (batch 1)", "predict words/s (batch 256)",
+               "encoder alone (batch 256)", "head's share of time (batch 1 / 256)", "peak RSS (MB)",
+               "timing set", "repeats"]
+    return [f"{intro} The head's share is 1 - pipeline words/s / encoder-alone words/s in the same process.", "",
+            table(header, lines), ""]

@@ -192,11 +192,28 @@ def test_runs_of_an_experiment_the_page_has_no_section_for_still_appear():
     assert "| global_pointer (efficient) | `dropout=0.3` | 0 | 60.0 | 60.0 |" in page
 
 
-def _timing(system, large):
+def _timing(system, large, *, experiment="fixed_budget", variant="baseline", session="s1", train=None):
     return records.TimingRecord.from_dict({
-        "schema_version": 2, "kind": "timing", "experiment": "fixed_budget", "dataset": "genia", "encoder": "bilstm",
-        "system": system, "session": "s1", "full": {"batch1": {"words_per_second": 1.0}, "large": {"words_per_second": large}},
-        "encoder_only": {"batch1": {"words_per_second": 2.0}, "large": {"words_per_second": 2.0 * large}}})
+        "schema_version": 2, "kind": "timing", "experiment": experiment, "variant": variant, "dataset": "genia",
+        "encoder": "bilstm", "system": system, "session": session,
+        "full": {"batch1": {"words_per_second": 1.0}, "large": {"words_per_second": large}},
+        "encoder_only": {"batch1": {"words_per_second": 2.0}, "large": {"words_per_second": 2.0 * large}},
+        "train": None if train is None else {"words_per_second": train}})
+
+
+def test_timings_of_variants_are_rows_of_their_own_with_ratios_to_the_baseline():
+    from bench.report import speed
+
+    v4 = "architecture=GlobalPointer.v4"
+    timings = [_timing("global_pointer_efficient", 10000.0, experiment="converged", session="s26", train=4000.0),
+               _timing("global_pointer_efficient", 7500.0, experiment="converged", session="s26", train=2400.0,
+                       variant=v4)]
+    text = "\n".join(speed.timing_section(timings, speed.CONVERGED_TIMING))
+    assert "| GENIA, BiLSTM | global_pointer (efficient) | `baseline` | 1.00x / 1.00x | 4,000 |" in text
+    assert f"| GENIA, BiLSTM | global_pointer (efficient) | `{v4}` | 0.60x / 0.75x | 2,400 |" in text
+    # The newest timing set of a row: s26 comes after s3 (numbers compared as numbers).
+    rows = speed.timing_rows([_timing("crf", 1000.0, session="s3"), _timing("crf", 2000.0, session="s26")])
+    assert rows[("genia", "bilstm", "crf", "baseline")]["large"] == 2000.0
 
 
 def test_readme_speeds_of_a_group_come_from_one_source_never_mixed():
