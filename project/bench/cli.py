@@ -280,8 +280,8 @@ def collect(
 ) -> None:
     """Fold finished runs and timing repeats into a results file the page is built from."""
     from bench.experiment import default_results_file
-    from bench.records import DEFAULT_VARIANT, RecordError
-    from bench.results import run_identities
+    from bench.records import DEFAULT_VARIANT
+    from bench.results import run_variants
 
     if into is None:
         if experiment is None:
@@ -289,11 +289,7 @@ def collect(
         if variant is None:
             # Runs that name their own variant go to that variant's file, never to the
             # baseline's; timing repeats name none and take it from the runs beside them.
-            try:
-                pairs = run_identities(runs, experiment=experiment)
-            except RecordError as err:
-                raise typer.BadParameter(str(err)) from err
-            variants = list(dict.fromkeys(v for _, v in pairs))
+            variants = run_variants(runs)
             if len(variants) > 1:
                 raise typer.BadParameter(f"these runs are of {len(variants)} variants ({', '.join(sorted(variants))}): "
                                          "collect one variant at a time, give --variant, or --into")

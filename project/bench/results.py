@@ -282,16 +282,14 @@ def _stored_elsewhere(store: Path, results_file: Path, records: Sequence[Record]
                               f"collect them into that file (--into), or move it")
 
 
-def run_identities(run_dirs: Sequence[Path], *, experiment: Optional[str] = None,
-                   variant: Optional[str] = None) -> List[Tuple[str, str]]:
-    """The (experiment, variant) pairs of the training runs in or below `run_dirs`, as
-    collect_runs would record them, in order of first appearance."""
-    pairs: Dict[Tuple[str, str], None] = {}
+def run_variants(run_dirs: Sequence[Path]) -> List[str]:
+    """The variants that the training runs in or below `run_dirs` name in their result.json
+    (the baseline for a run that names none), each once, in order of first appearance."""
+    found: Dict[str, None] = {}
     for folder in run_dirs:
         for d in find_runs(folder)[0]:
-            r = run_record(d, d.parent, experiment=experiment, variant=variant)
-            pairs[(r.experiment, r.variant)] = None
-    return list(pairs)
+            found[_read(d / "result.json").get("variant") or DEFAULT_VARIANT] = None
+    return list(found)
 
 
 def collect_runs(run_dirs: Sequence[Path], results_file: Path, *, experiment: Optional[str] = None,

@@ -298,13 +298,13 @@ def variants_section(runs: Sequence[TrainRecord]) -> List[str]:
                 continue
             nested = dataset_info(dataset).nested
             nearest = baseline_of(variant, list(by_variant))
+            mine = sorted(by_variant[variant], key=lambda r: r.seed)
+            where = [f"{dataset_info(dataset).name}, {encoder_name(encoder)}", system_name(system)]
             # Beside the nearest variant it extends, and beside the plain baseline too.
             for base_name in dict.fromkeys([nearest, DEFAULT_VARIANT]):
                 if base_name not in by_variant and base_name != nearest:
                     continue
-                mine = sorted(by_variant[variant], key=lambda r: r.seed)
                 base = sorted(by_variant.get(base_name, []), key=lambda r: r.seed)
-                where = [f"{dataset_info(dataset).name}, {encoder_name(encoder)}", system_name(system)]
                 lines.append([
                     *where, f"`{base_name}`",
                     f"{seeds_text(mine)} / {seeds_text(base) or '—'}",

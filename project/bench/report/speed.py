@@ -168,7 +168,7 @@ def head_cost_section(records: Sequence[HeadCostRecord]) -> List[str]:
     return out
 
 
-# --- fixed-budget timing repeats ---------------------------------------------------------------
+# --- timing repeats ---------------------------------------------------------------------------
 
 def _session_order(session: str) -> Tuple[Any, ...]:
     """Timing sets in the order they were made: "s3" before "s26" (numbers compared as numbers)."""
