@@ -106,12 +106,15 @@ def std(values: Iterable[Optional[float]]) -> Optional[float]:
 
 
 def mean_std(values: Iterable[Optional[float]]) -> str:
-    """Percent as "mean ± std" over seeds (the mean alone for one seed)."""
-    got = present(values)
+    """Percent as "mean ± std" over seeds (the mean alone for one seed). Where some runs lack
+    the figure (records older than it), the cell says over how many seeds it was taken."""
+    given = list(values)
+    got = present(given)
     if not got:
         return "—"
     spread = std(got)
-    return pct(mean(got)) + ("" if spread is None else f" ± {spread * 100:.1f}")
+    text = pct(mean(got)) + ("" if spread is None else f" ± {spread * 100:.1f}")
+    return text if len(got) == len(given) else f"{text} ({len(got)} of {len(given)} seeds)"
 
 
 @dataclass

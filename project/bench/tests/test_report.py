@@ -28,6 +28,9 @@ def run(system="global_pointer_efficient", f=0.70, *, seed=0, variant="baseline"
 def test_mean_and_sample_std_over_seeds():
     assert common.mean_std([0.70, 0.72, 0.74]) == "72.0 ± 2.0"  # sample std of 70, 72, 74
     assert common.mean_std([0.70]) == "70.0" and common.mean_std([None]) == "—"
+    # A figure some runs lack is a mean over fewer runs than the row lists: the cell says so.
+    assert common.mean_std([None, 0.70, 0.74]) == "72.0 ± 2.8 (2 of 3 seeds)"
+    assert common.mean_std([0.70, None]) == "70.0 (1 of 2 seeds)"
 
 
 def test_paired_differences_say_whether_a_margin_is_inside_the_seed_spread():
