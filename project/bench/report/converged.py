@@ -211,18 +211,18 @@ def errors_tables(systems: Dict[str, List[TrainRecord]], nested: bool) -> List[s
     carrying = {s: rs for s, rs in carrying.items() if rs}
     if not carrying:
         return []
-    header = ["system", "gold spans"]
+    header = ["system", "seeds", "gold spans"]
     for side in ("fp", "fn"):
         header += [side.upper()] + [f"{side.upper()} {name}" for _, name in ERROR_KINDS[side]]
     lines = []
     for system, rs in carrying.items():
-        line = [system_name(system), num(mean(r.test.errors["gold"] for r in rs))]  # type: ignore[index]
+        line = [system_name(system), seeds_text(rs), num(mean(r.test.errors["gold"] for r in rs))]  # type: ignore[index]
         for side in ("fp", "fn"):
             line.append(num(mean(r.test.errors[side]["total"] for r in rs)))  # type: ignore[index]
             for kind, _ in ERROR_KINDS[side]:
                 line.append(num(mean(r.test.errors[side][kind] for r in rs)))  # type: ignore[index]
         lines.append(line)
-    out = ["Errors on the held-out split (mean counts over seeds): false positives (FP, predictions "
+    out = ["Errors on the held-out split (mean counts over the seeds listed): false positives (FP, predictions "
            "without an exact gold match) and false negatives (FN, gold spans without an exact "
            "prediction), each counted once under the first kind that applies: type (same "
            "offsets, another label), boundary (overlaps one of the same label), boundary + type "
@@ -241,7 +241,7 @@ def errors_tables(systems: Dict[str, List[TrainRecord]], nested: bool) -> List[s
         unit = ", ".join(sorted({r.test.by_length.unit or "?" for rs in by_system.values() for r in rs}))  # type: ignore[union-attr]
         lines = []
         for system, rs in by_system.items():
-            line = [system_name(system)]
+            line = [system_name(system), seeds_text(rs)]
             for name in buckets:
                 cells = [r.test.by_length.buckets.get(name) for r in rs]  # type: ignore[union-attr]
                 cells = [c for c in cells if c is not None and (c.gold or c.predicted)]
@@ -250,8 +250,8 @@ def errors_tables(systems: Dict[str, List[TrainRecord]], nested: bool) -> List[s
                             f"R {pct(mean(c.r for c in cells))}; {num(mean(c.gold for c in cells))})")
             lines.append(line)
         out += [f"By span length in {unit}: test F (precision over the predictions of that length, recall "
-                "over the gold spans of that length; gold spans), mean over seeds.", "",
-                table(["system", *buckets], lines), ""]
+                "over the gold spans of that length; gold spans), mean over the seeds listed.", "",
+                table(["system", "seeds", *buckets], lines), ""]
     return out
 
 

@@ -108,8 +108,10 @@ def test_records_with_other_length_buckets_get_their_own_table():
     new = run(errors=errors, by_length={"unit": "words", "buckets": {"1-2": cell, "3-5": cell}})
     old = run("crf", errors=errors, by_length={"unit": "words", "buckets": {"1": cell, "2": cell}})
     text = "\n".join(converged.errors_tables({"global_pointer_efficient": [new], "crf": [old]}, nested=True))
-    assert "| system | 1-2 | 3-5 |" in text and "| system | 1 | 2 |" in text
-    assert "| system | 1-2 | 3-5 | 1 | 2 |" not in text and "—" not in text
+    assert "| system | seeds | 1-2 | 3-5 |" in text and "| system | seeds | 1 | 2 |" in text
+    assert "| system | seeds | 1-2 | 3-5 | 1 | 2 |" not in text and "—" not in text
+    # Each table names the seeds its means are taken over.
+    assert "| global_pointer (efficient) | 0 | 100.0" in text and "| CRF tagger | 0 | 100.0" in text
 
 
 def test_each_system_is_headlined_at_its_shipped_setting_as_trf_cfg_ships_it():
@@ -138,8 +140,8 @@ def test_breakdown_sections_appear_only_where_records_carry_them():
     assert text.count("| head's share of prediction time |") == 1 and "| 30,000 | 5.0 |" in text
     assert "| inner-span recall | outer-span recall |" in text
     assert "| 40.0 | 80.0 |" in text
-    assert "| global_pointer (efficient) | 10 | 2 | 1 | 1 | 0 | 0 | 3 | 0 | 1 | 0 | 2 |" in text
-    assert "| global_pointer (efficient) | 66.7 (P 50.0, R 100.0; 4) | — |" in text
+    assert "| global_pointer (efficient) | 0 | 10 | 2 | 1 | 1 | 0 | 0 | 3 | 0 | 1 | 0 | 2 |" in text
+    assert "| global_pointer (efficient) | 0 | 66.7 (P 50.0, R 100.0; 4) | — |" in text
 
 
 def test_the_readme_block_says_where_another_system_wins():
