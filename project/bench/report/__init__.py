@@ -1,7 +1,7 @@
-"""The results page (project/BENCHMARKS.md), the README's results block and the charts,
-generated whole from the results store (bench/results/, see bench/results.py):
+"""The results page (project/BENCHMARKS.md), the README's results block, the charts and
+docs/configuration.md's GlobalPointer.v4 comparison, generated whole from the results store (bench/results/, see bench/results.py):
 
-    python -m bench report            # in project/ (or python -m bench.report): write all three
+    python -m bench report            # in project/ (or python -m bench.report): write them all
     python -m bench report --check    # exit 1 if a committed output differs
 
 Sections: method, results at convergence, the variants tried, speed and the head's cost,
@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from bench.records import HeadCostRecord, HeadPartsRecord, Record, TimingRecord, TrainRecord
 from bench.report.common import dataset_info, encoder_name
 from bench.report.converged import experiment_section, results_section, variants_section
+from bench.report.docs_blocks import V4_END, V4_START, replace_marked, v4_block
 from bench.report.fixed_budget import budget_section, sweep_section
 from bench.report.methodology import methodology_section
 from bench.report.readme import CHART_GROUP, chart_name, draw_charts, readme_block
@@ -33,6 +34,7 @@ BENCH = Path(__file__).resolve().parents[1]
 PROJECT = BENCH.parent
 PAGE = PROJECT / "BENCHMARKS.md"
 README = PROJECT.parent / "README.md"
+CONFIGURATION_DOC = PROJECT.parent / "docs" / "configuration.md"
 FIGURES = BENCH / "figures"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 # Experiments with sections of their own; any other gets a generic one.
@@ -43,6 +45,7 @@ KNOWN_EXPERIMENTS = {"converged", "fixed_budget", "tuned", "sweep"}
 class Outputs:
     page: str
     readme_block: str
+    v4_block: str  # docs/configuration.md's GlobalPointer.v4 comparison
     charts: List[Tuple[str, str]]  # (dataset, encoder) groups to draw
 
 
@@ -117,16 +120,12 @@ def build(records: Sequence[Record], *, figures_rel: str = "bench/figures",
     chart = f"![{dataset_info(CHART_GROUP[0]).name}, {encoder_name(CHART_GROUP[1])}: dev F1 over wall-clock training time]" \
             f"({readme_figures_rel}/{chart_name(*CHART_GROUP)})"
     block = readme_block(converged, parts, chart, [t for t in timings if t.experiment == "fixed_budget"])
-    return Outputs("\n".join(page).rstrip() + "\n", block, groups)
+    return Outputs("\n".join(page).rstrip() + "\n", block, v4_block(converged, timings), groups)
 
 
 def replace_block(readme: str, block: str) -> str:
     """The README with the text between the results markers replaced."""
-    if readme.count(START) != 1 or readme.count(END) != 1 or readme.index(START) > readme.index(END):
-        raise ValueError(f"the README needs one {START} before one {END}")
-    head, rest = readme.split(START)
-    _, tail = rest.split(END)
-    return f"{head}{START}\n{block}{END}{tail}"
+    return replace_marked(readme, block, START, END, "the README")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -137,19 +136,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--page", type=Path, default=PAGE, help="results page to write (BENCHMARKS.md)")
     parser.add_argument("--readme", type=Path, default=README, help="README with the results markers")
     parser.add_argument("--figures", type=Path, default=FIGURES, help="folder for the charts")
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the page or README differ")
+    parser.add_argument("--configuration-doc", type=Path, default=CONFIGURATION_DOC,
+                        help="user doc with the GlobalPointer.v4 results markers (docs/configuration.md)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if the page, the README or the doc differ")
     args = parser.parse_args(None if argv is None else list(argv))
     records = load_records(args.results)
     out = build(records)
     readme = replace_block(args.readme.read_text(encoding="utf8"), out.readme_block)
+    doc = replace_marked(args.configuration_doc.read_text(encoding="utf8"), out.v4_block, V4_START, V4_END,
+                         str(args.configuration_doc))
+    written = ((args.page, out.page), (args.readme, readme), (args.configuration_doc, doc))
     if args.check:
-        stale = [str(p) for p, text in ((args.page, out.page), (args.readme, readme))
-                 if p.read_text(encoding="utf8") != text]
+        stale = [str(p) for p, text in written if p.read_text(encoding="utf8") != text]
         for path in stale:
             print(f"{path} differs from what {args.results} gives: run python -m bench.report")
         return 1 if stale else 0
-    args.page.write_text(out.page, encoding="utf8")
-    args.readme.write_text(readme, encoding="utf8")
+    for path, text in written:
+        path.write_text(text, encoding="utf8")
     charts = draw_charts([r for r in records if isinstance(r, TrainRecord)], args.figures)
-    print(f"{len(records)} records -> {args.page}, {args.readme} (results block), {len(charts)} charts in {args.figures}")
+    print(f"{len(records)} records -> {args.page}, {args.readme} (results block), {args.configuration_doc} "
+          f"(v4 block), {len(charts)} charts in {args.figures}")
     return 0

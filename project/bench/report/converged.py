@@ -260,15 +260,15 @@ def errors_tables(systems: Dict[str, List[TrainRecord]], nested: bool) -> List[s
 LONG_SPAN = 6  # the shortest span counted as long: the CNN encoder's window is ~9 tokens
 
 
-def _inner_recall(r: TrainRecord) -> Optional[float]:
+def inner_recall(r: TrainRecord) -> Optional[float]:
     return r.test.inner_spans.recall if r.test.inner_spans else None
 
 
-def _outer_recall(r: TrainRecord) -> Optional[float]:
+def outer_recall(r: TrainRecord) -> Optional[float]:
     return r.test.outer_spans.recall if r.test.outer_spans else None
 
 
-def _long_recall(r: TrainRecord) -> Optional[float]:
+def long_recall(r: TrainRecord) -> Optional[float]:
     """Recall pooled over the length buckets that start at LONG_SPAN or more tokens
     ("6-10", "11-20", "21+"; older records' "11+")."""
     if not r.test.by_length:
@@ -317,7 +317,7 @@ def variants_section(runs: Sequence[TrainRecord]) -> List[str]:
                 if nested and any(r.test.inner_spans for r in mine + base):
                     nesting.append([*where, f"`{base_name}`",
                                     *(f"{mean_std(get(r) for r in mine)} / {mean_std(get(r) for r in base)}"
-                                      for get in (_inner_recall, _outer_recall, _long_recall))])
+                                      for get in (inner_recall, outer_recall, long_recall))])
                 for split, value in (("dev", dev_f), ("test", test_f)):
                     p = paired(mine, base, value)
                     if p.diffs:

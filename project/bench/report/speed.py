@@ -223,6 +223,8 @@ def timing_section(timings: Sequence[TimingRecord], intro: str = FIXED_BUDGET_TI
         line = [f"{dataset_info(d).name}, {encoder_name(e)}", system_name(s)]
         if variants:
             base = rows.get((d, e, s, DEFAULT_VARIANT), {})
+            if base.get("session") != v["session"]:  # sets ran at other times and loads: no ratio across them
+                base = {}
             line += [f"`{variant}`", f"{_ratio(v['train'], base.get('train'))} / {_ratio(v['large'], base.get('large'))}"]
         line += [num(v["train"]), num(v["bs1"]), num(v["large"]), num(v["enc_large"]),
                  f"{_share(v['share_bs1'])} / {_share(v['share_large'])}", num(v["rss"]), f"`{v['session']}`",

@@ -7,7 +7,19 @@ import pytest
 import spacy
 
 from bench import records, results
-from bench.report import END, PAGE, README, START, build, common, converged, readme, replace_block
+from bench.report import (
+    CONFIGURATION_DOC,
+    END,
+    PAGE,
+    README,
+    START,
+    build,
+    common,
+    converged,
+    readme,
+    replace_block,
+)
+from bench.report.docs_blocks import V4_END, V4_START, replace_marked
 
 
 def run(system="global_pointer_efficient", f=0.70, *, seed=0, variant="baseline", dataset="genia",
@@ -170,6 +182,8 @@ def test_committed_page_and_readme_block_are_what_the_results_give():
     assert PAGE.read_text(encoding="utf8") == out.page, "run python -m bench.report (in project/)"
     readme_text = README.read_text(encoding="utf8")
     assert replace_block(readme_text, out.readme_block) == readme_text, "run python -m bench.report (in project/)"
+    doc = CONFIGURATION_DOC.read_text(encoding="utf8")
+    assert replace_marked(doc, out.v4_block, V4_START, V4_END, "doc") == doc, "run python -m bench.report (in project/)"
     for dataset, encoder in out.charts:
         assert (results.PROJECT / "bench" / "figures" / readme.chart_name(dataset, encoder)).exists()
 
@@ -219,6 +233,34 @@ def test_timings_of_variants_are_rows_of_their_own_with_ratios_to_the_baseline()
     # The newest timing set of a row: s26 comes after s3 (numbers compared as numbers).
     rows = speed.timing_rows([_timing("crf", 1000.0, session="s3"), _timing("crf", 2000.0, session="s26")])
     assert rows[("genia", "bilstm", "crf", "baseline")]["large"] == 2000.0
+    # No ratio between timing sets: they ran at other times and loads.
+    apart = [timings[0], _timing("global_pointer_efficient", 7500.0, experiment="converged", session="s27",
+                                 train=2400.0, variant=v4)]
+    text = "\n".join(speed.timing_section(apart, speed.CONVERGED_TIMING))
+    assert f"| GENIA, BiLSTM | global_pointer (efficient) | `{v4}` | — / — | 2,400 |" in text
+
+
+def test_docs_v4_block_pairs_seeds_and_times_only_within_one_set():
+    from bench.report import docs_blocks
+
+    interior = "architecture=GlobalPointer.v4, context_channels=0"
+    spans = {"inner_spans": {"recall": 0.4}, "outer_spans": {"recall": 0.8}}
+    runs = [run(f=0.70, seed=0, dev=0.74, **spans), run(f=0.72, seed=1, dev=0.74, **spans),
+            run(f=0.71, seed=0, dev=0.75, variant=interior, **spans),
+            run(f=0.75, seed=1, dev=0.75, variant=interior, **spans),
+            run("spancat", 0.9)]  # another system: not in the block
+    timings = [_timing("global_pointer_efficient", 10000.0, experiment="converged", session="s28", train=4000.0),
+               _timing("global_pointer_efficient", 9000.0, experiment="converged", session="s28", train=3600.0,
+                       variant=interior)]
+    block = docs_blocks.v4_block(runs, timings)
+    # Means 73.0 ± 2.8 (71, 75) and 71.0 ± 1.4 (70, 72); paired: +1, +3 -> +2.0.
+    assert ("| GENIA, BiLSTM | interior only (`context_channels = 0`) | 0, 1 / 0, 1 | 75.0 ± 0.0 / 74.0 ± 0.0 "
+            "| 73.0 ± 2.8 / 71.0 ± 1.4 | +2.0 (+1.0, +3.0) | 0.90 / 0.90 |") in block
+    assert "| GENIA, BiLSTM | interior only (`context_channels = 0`) | 40.0 ± 0.0 / 40.0 ± 0.0 |" in block
+    assert "90.0" not in block and "interior and context" not in block
+    timings[1] = _timing("global_pointer_efficient", 9000.0, experiment="converged", session="s29", train=3600.0,
+                         variant=interior)
+    assert "| +2.0 (+1.0, +3.0) | — |" in docs_blocks.v4_block(runs, timings)
 
 
 def test_readme_speeds_of_a_group_come_from_one_source_never_mixed():
