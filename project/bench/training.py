@@ -52,10 +52,14 @@ def update(nlp: Any, batch: Sequence[Any], optimizer: Any, drop: float,
 
 def patience_exhausted(curve: Sequence[Dict[str, Any]], patience: int) -> bool:
     """Whether the dev F has not improved on its best for `patience` steps: spaCy's
-    patience, on the benchmark's own dev curve (0: never)."""
+    patience, on the benchmark's own dev curve (0: never). A model whose dev F is still 0
+    has not started (spancat predicts nothing for its first thousand steps on Weibo), so
+    patience counts from its first non-zero dev F; the step cap still bounds the run."""
     if not patience or not curve:
         return False
     best = max(curve, key=lambda point: (point["dev"]["f"], -point["step"]))
+    if not best["dev"]["f"]:
+        return False
     return curve[-1]["step"] - best["step"] >= patience
 
 
