@@ -1,5 +1,6 @@
 """The results page (project/BENCHMARKS.md), the README's results block, the charts and
-docs/configuration.md's GlobalPointer.v4 comparison, generated whole from the results store (bench/results/, see bench/results.py):
+docs/configuration.md's GlobalPointer.v4 comparison, generated whole from the results store
+(bench/results/, see bench/results.py):
 
     python -m bench report            # in project/ (or python -m bench.report): write them all
     python -m bench report --check    # exit 1 if a committed output differs

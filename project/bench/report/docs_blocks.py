@@ -98,4 +98,3 @@ def replace_marked(text: str, block: str, start: str, end: str, where: str) -> s
     head, rest = text.split(start)
     _, tail = rest.split(end)
     return f"{head}{start}\n{block}{end}{tail}"
-
