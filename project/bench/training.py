@@ -52,13 +52,14 @@ def update(nlp: Any, batch: Sequence[Any], optimizer: Any, drop: float,
 
 def patience_exhausted(curve: Sequence[Dict[str, Any]], patience: int) -> bool:
     """Whether the dev F has not improved on its best for `patience` steps: spaCy's
-    patience, on the benchmark's own dev curve (0: never). A model whose dev F is still 0
-    has not started (spancat predicts nothing for its first thousand steps on Weibo), so
-    patience counts from its first non-zero dev F; the step cap still bounds the run."""
+    patience, on the benchmark's own dev curve (0: never). Patience waits while the model
+    predicts nothing right on dev (dev F 0): it has not started, or has fallen back to
+    predicting nothing after an early blip, as spancat does on Weibo for its first ~2,000
+    steps; the step cap still bounds the run."""
     if not patience or not curve:
         return False
     best = max(curve, key=lambda point: (point["dev"]["f"], -point["step"]))
-    if not best["dev"]["f"]:
+    if not best["dev"]["f"] or not curve[-1]["dev"]["f"]:
         return False
     return curve[-1]["step"] - best["step"] >= patience
 
