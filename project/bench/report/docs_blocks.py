@@ -18,7 +18,7 @@ from bench.report.common import (
     test_f,
 )
 from bench.report.converged import EXPERIMENT, inner_recall, long_recall, outer_recall
-from bench.report.speed import timing_rows
+from bench.report.speed import ratios_to_baseline, timing_rows
 
 HEAD = "global_pointer_efficient"
 # The v4 variants of the converged experiment, as the docs name their settings.
@@ -32,13 +32,10 @@ V4_START, V4_END = "<!-- v4-results:start -->", "<!-- v4-results:end -->"
 def _speed(rows: Dict[Tuple[str, str, str, str], Dict[str, Any]], dataset: str, encoder: str, variant: str) -> str:
     """Training / prediction (batch 256) words/s against the plain head's, only where both
     models were timed in the same timing set (sets ran at other times and loads)."""
-    mine, base = rows.get((dataset, encoder, HEAD, variant)), rows.get((dataset, encoder, HEAD, DEFAULT_VARIANT))
-    if not mine or not base or mine["session"] != base["session"]:
+    ratios = ratios_to_baseline(rows, (dataset, encoder, HEAD, variant))
+    if ratios is None:
         return "—"
-    cells = []
-    for key in ("train", "large"):
-        cells.append("—" if mine[key] is None or not base[key] else f"{mine[key] / base[key]:.2f}")
-    return " / ".join(cells)
+    return " / ".join("—" if r is None else f"{r:.2f}" for r in ratios)
 
 
 def _diff(mine: Sequence[TrainRecord], base: Sequence[TrainRecord]) -> str:

@@ -199,8 +199,20 @@ def timing_rows(timings: Sequence[TimingRecord]) -> Dict[Tuple[str, str, str, st
     return out
 
 
-def _ratio(value: Optional[float], base: Optional[float]) -> str:
-    return "—" if value is None or not base else f"{value / base:.2f}x"
+def ratios_to_baseline(rows: Dict[Tuple[str, str, str, str], Dict[str, Any]],
+                       key: Tuple[str, str, str, str]) -> Optional[Tuple[Optional[float], Optional[float]]]:
+    """Training and prediction (batch 256) words/s of rows[key] over its `baseline` variant's, each
+    None where not measured; None where the baseline was not timed in the same timing set (sets ran
+    at other times and loads, so a ratio across them would compare the loads)."""
+    mine, base = rows.get(key), rows.get((*key[:3], DEFAULT_VARIANT))
+    if not mine or not base or mine["session"] != base["session"]:
+        return None
+    return tuple(None if mine[k] is None or not base[k] else mine[k] / base[k]  # type: ignore[return-value]
+                 for k in ("train", "large"))
+
+
+def _ratio(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:.2f}x"
 
 
 FIXED_BUDGET_TIMING = ("The fixed-budget models (below), each timed in a fresh process, the systems of a corpus "
@@ -222,10 +234,8 @@ def timing_section(timings: Sequence[TimingRecord], intro: str = FIXED_BUDGET_TI
                                                                       kv[0][3] != DEFAULT_VARIANT, kv[0][3])):
         line = [f"{dataset_info(d).name}, {encoder_name(e)}", system_name(s)]
         if variants:
-            base = rows.get((d, e, s, DEFAULT_VARIANT), {})
-            if base.get("session") != v["session"]:  # sets ran at other times and loads: no ratio across them
-                base = {}
-            line += [f"`{variant}`", f"{_ratio(v['train'], base.get('train'))} / {_ratio(v['large'], base.get('large'))}"]
+            ratios = ratios_to_baseline(rows, (d, e, s, variant)) or (None, None)
+            line += [f"`{variant}`", " / ".join(_ratio(r) for r in ratios)]
         line += [num(v["train"]), num(v["bs1"]), num(v["large"]), num(v["enc_large"]),
                  f"{_share(v['share_bs1'])} / {_share(v['share_large'])}", num(v["rss"]), f"`{v['session']}`",
                  str(v["repeats"])]
