@@ -117,6 +117,11 @@ def mean_std(values: Iterable[Optional[float]]) -> str:
     return text if len(got) == len(given) else f"{text} ({len(got)} of {len(given)} seeds)"
 
 
+def mean_std_pair(mine: Sequence[TrainRecord], base: Sequence[TrainRecord], value: Any) -> str:
+    """ "mean ± std / mean ± std" of value over two groups of runs, e.g. a variant and its baseline."""
+    return f"{mean_std(value(r) for r in mine)} / {mean_std(value(r) for r in base)}"
+
+
 @dataclass
 class Paired:
     """Per-seed differences a - b over the seeds both ran, and whether the mean difference
@@ -141,6 +146,13 @@ class Paired:
         where = ("spread unknown (one seed on a side)" if verdict is None
                  else "inside the seed spread" if verdict else "outside the seed spread")
         return f"{self.mean_diff * 100:+.1f} ({per_seed}); {where}"
+
+    def short_text(self) -> str:
+        """The mean difference, then the per-seed ones where there are several: "+0.5 (+0.4, +0.6)"."""
+        if not self.diffs:
+            return "—"
+        text = f"{self.mean_diff * 100:+.1f}"  # type: ignore[operator]
+        return text if len(self.diffs) == 1 else text + " (" + ", ".join(f"{d * 100:+.1f}" for d in self.diffs) + ")"
 
 
 def paired(a: Sequence[TrainRecord], b: Sequence[TrainRecord], value: Any) -> Paired:

@@ -14,6 +14,7 @@ from bench.report.common import (
     group_runs,
     mean,
     mean_std,
+    mean_std_pair,
     median,
     minutes,
     num,
@@ -308,16 +309,13 @@ def variants_section(runs: Sequence[TrainRecord]) -> List[str]:
                 lines.append([
                     *where, f"`{base_name}`",
                     f"{seeds_text(mine)} / {seeds_text(base) or '—'}",
-                    f"{mean_std(dev_f(r) for r in mine)} / {mean_std(dev_f(r) for r in base)}",
-                    f"{mean_std(test_f(r) for r in mine)} / {mean_std(test_f(r) for r in base)}",
-                    (f"{mean_std(r.test.nested_recall for r in mine)} / {mean_std(r.test.nested_recall for r in base)}"
-                     if nested else "—"),
+                    mean_std_pair(mine, base, dev_f), mean_std_pair(mine, base, test_f),
+                    mean_std_pair(mine, base, lambda r: r.test.nested_recall) if nested else "—",
                     f"{num(mean(r.best.step for r in mine))} / {num(mean(r.best.step for r in base))}",
                     f"{_stops(mine)} / {_stops(base) if base else '—'}"])
                 if nested and any(r.test.inner_spans for r in mine + base):
-                    nesting.append([*where, f"`{base_name}`",
-                                    *(f"{mean_std(get(r) for r in mine)} / {mean_std(get(r) for r in base)}"
-                                      for get in (inner_recall, outer_recall, long_recall))])
+                    nesting.append([*where, f"`{base_name}`", *(mean_std_pair(mine, base, get)
+                                                                 for get in (inner_recall, outer_recall, long_recall))])
                 for split, value in (("dev", dev_f), ("test", test_f)):
                     p = paired(mine, base, value)
                     if p.diffs:

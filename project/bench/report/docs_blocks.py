@@ -11,7 +11,7 @@ from bench.report.common import (
     dev_f,
     encoder_name,
     group_order,
-    mean_std,
+    mean_std_pair,
     paired,
     seeds_text,
     table,
@@ -38,14 +38,6 @@ def _speed(rows: Dict[Tuple[str, str, str, str], Dict[str, Any]], dataset: str, 
     return " / ".join("—" if r is None else f"{r:.2f}" for r in ratios)
 
 
-def _diff(mine: Sequence[TrainRecord], base: Sequence[TrainRecord]) -> str:
-    p = paired(mine, base, test_f)
-    if not p.diffs:
-        return "—"
-    text = f"{p.mean_diff * 100:+.1f}"  # type: ignore[operator]
-    return text if len(p.diffs) == 1 else text + " (" + ", ".join(f"{d * 100:+.1f}" for d in p.diffs) + ")"
-
-
 def v4_block(runs: Sequence[TrainRecord], timings: Sequence[TimingRecord]) -> str:
     """GlobalPointer.v4's variants against the plain efficient head, per corpus and encoder:
     F1 on dev and test over the seeds run, the paired test difference per seed, recall of
@@ -66,11 +58,10 @@ def v4_block(runs: Sequence[TrainRecord], timings: Sequence[TimingRecord]) -> st
             if not mine:
                 continue
             lines.append([where, setting, f"{seeds_text(mine)} / {seeds_text(base)}",
-                          f"{mean_std(dev_f(r) for r in mine)} / {mean_std(dev_f(r) for r in base)}",
-                          f"{mean_std(test_f(r) for r in mine)} / {mean_std(test_f(r) for r in base)}",
-                          _diff(mine, base), _speed(rows, *group, variant)])
+                          mean_std_pair(mine, base, dev_f), mean_std_pair(mine, base, test_f),
+                          paired(mine, base, test_f).short_text(), _speed(rows, *group, variant)])
             if dataset_info(group[0]).nested and any(r.test.inner_spans for r in mine + base):
-                nesting.append([where, setting, *(f"{mean_std(get(r) for r in mine)} / {mean_std(get(r) for r in base)}"
+                nesting.append([where, setting, *(mean_std_pair(mine, base, get)
                                                   for get in (inner_recall, outer_recall, long_recall))])
     if not lines:
         return "No GlobalPointer.v4 runs collected.\n"
