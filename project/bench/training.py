@@ -56,11 +56,10 @@ def patience_exhausted(curve: Sequence[Dict[str, Any]], patience: int) -> bool:
     predicts nothing right on dev (dev F 0): it has not started, or has fallen back to
     predicting nothing after an early blip, as spancat does on Weibo for its first ~2,000
     steps; the step cap still bounds the run."""
-    if not patience or not curve:
+    # A latest dev F of 0 also covers a best of 0 (every point 0).
+    if not patience or not curve or not curve[-1]["dev"]["f"]:
         return False
     best = max(curve, key=lambda point: (point["dev"]["f"], -point["step"]))
-    if not best["dev"]["f"] or not curve[-1]["dev"]["f"]:
-        return False
     return curve[-1]["step"] - best["step"] >= patience
 
 
