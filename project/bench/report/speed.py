@@ -185,7 +185,7 @@ def timing_rows(timings: Sequence[TimingRecord]) -> Dict[Tuple[str, str, str, st
         session = max((t.session for t in ts), key=_session_order)
         ts = [t for t in ts if t.session == session]
         out[key] = {
-            "session": session, "repeats": len(ts),
+            "session": session, "repeats": len(ts), "seeds": sorted({t.seed for t in ts}),
             "train": median((t.train or {}).get("words_per_second") for t in ts),
             "bs1": median(t.full["batch1"]["words_per_second"] for t in ts),
             "large": median(t.full["large"]["words_per_second"] for t in ts),
@@ -218,7 +218,7 @@ def _ratio(value: Optional[float]) -> str:
 FIXED_BUDGET_TIMING = ("The fixed-budget models (below), each timed in a fresh process, the systems of a corpus "
                        "back to back, repeated (`python -m bench time pipeline`); medians over the repeats of "
                        "the newest timing set.")
-CONVERGED_TIMING = ("Converged models (seed 0) beside their variants, each timed in a fresh process, "
+CONVERGED_TIMING = ("Converged models (the seed a row names) beside their variants, each timed in a fresh process, "
                     "alternated, repeated (`python -m bench time pipeline`); medians over the repeats. Compare "
                     "within a corpus and encoder, as the ratios to the `baseline` model do: the timing sets "
                     "ran at other times and loads.")
@@ -237,14 +237,14 @@ def timing_section(timings: Sequence[TimingRecord], intro: str = FIXED_BUDGET_TI
             ratios = ratios_to_baseline(rows, (d, e, s, variant)) or (None, None)
             line += [f"`{variant}`", " / ".join(_ratio(r) for r in ratios)]
         line += [num(v["train"]), num(v["bs1"]), num(v["large"]), num(v["enc_large"]),
-                 f"{_share(v['share_bs1'])} / {_share(v['share_large'])}", num(v["rss"]), f"`{v['session']}`",
-                 str(v["repeats"])]
+                 f"{_share(v['share_bs1'])} / {_share(v['share_large'])}", num(v["rss"]),
+                 ", ".join(map(str, v["seeds"])), f"`{v['session']}`", str(v["repeats"])]
         lines.append(line)
     header = ["data, encoder", "system"]
     if variants:
         header += ["variant", "words/s against `baseline` (train / predict, batch 256)"]
     header += ["train words/s", "predict words/s (batch 1)", "predict words/s (batch 256)",
                "encoder alone (batch 256)", "head's share of time (batch 1 / 256)", "peak RSS (MB)",
-               "timing set", "repeats"]
+               "seed", "timing set", "repeats"]
     return [f"{intro} The head's share is 1 - pipeline words/s / encoder-alone words/s in the same process.", "",
             table(header, lines), ""]

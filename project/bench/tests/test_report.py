@@ -211,10 +211,10 @@ def test_runs_of_an_experiment_the_page_has_no_section_for_still_appear():
     assert "| global_pointer (efficient) | `dropout=0.3` | 0 | 60.0 | 60.0 |" in page
 
 
-def _timing(system, large, *, experiment="fixed_budget", variant="baseline", session="s1", train=None):
+def _timing(system, large, *, experiment="fixed_budget", variant="baseline", session="s1", train=None, seed=0):
     return records.TimingRecord.from_dict({
         "schema_version": 2, "kind": "timing", "experiment": experiment, "variant": variant, "dataset": "genia",
-        "encoder": "bilstm", "system": system, "session": session,
+        "encoder": "bilstm", "system": system, "session": session, "seed": seed,
         "full": {"batch1": {"words_per_second": 1.0}, "large": {"words_per_second": large}},
         "encoder_only": {"batch1": {"words_per_second": 2.0}, "large": {"words_per_second": 2.0 * large}},
         "train": None if train is None else {"words_per_second": train}})
@@ -238,6 +238,12 @@ def test_timings_of_variants_are_rows_of_their_own_with_ratios_to_the_baseline()
                                  train=2400.0, variant=v4)]
     text = "\n".join(speed.timing_section(apart, speed.CONVERGED_TIMING))
     assert f"| GENIA, BiLSTM | global_pointer (efficient) | `{v4}` | — / — | 2,400 |" in text
+    # Each row names the seed of the model it timed (a variant's model may be another seed's).
+    other_seed = [timings[0], _timing("global_pointer_efficient", 7500.0, experiment="converged", session="s26",
+                                      train=2400.0, variant=v4, seed=2)]
+    lines = "\n".join(speed.timing_section(other_seed, speed.CONVERGED_TIMING)).splitlines()
+    assert [line.split(" | ")[-3:] for line in lines if "global_pointer" in line] == [["0", "`s26`", "1 |"],
+                                                                                       ["2", "`s26`", "1 |"]]
 
 
 def test_docs_v4_block_pairs_seeds_and_times_only_within_one_set():
