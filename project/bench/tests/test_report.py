@@ -170,6 +170,23 @@ def test_the_readme_block_says_where_another_system_wins():
     assert block.rstrip().endswith("![chart](x.png)")
 
 
+def test_the_readme_block_gives_the_flat_output_where_every_seed_has_it():
+    def scored(record, f):
+        record.decoding = {readme.FLAT_OUTPUT: {"setting": 0.5, "dev": {"f": f}, "test": {"overall": {"f": f}}}}
+        return record
+
+    conll = {"dataset": "conll2003", "encoder": "cnn"}
+    runs = [scored(run(f=0.70, **conll), 0.72), scored(run(f=0.70, seed=1, **conll), 0.74),
+            run("crf", 0.71, **conll), run("ner", 0.69, **conll),
+            scored(run(f=0.60, dataset="weibo", encoder="cnn"), 0.61),  # seed 1 unscored: no figure
+            run(f=0.60, seed=1, dataset="weibo", encoder="cnn"),
+            scored(run(f=0.70), 0.75)]  # GENIA is nested: its flat output is no headline
+    block = readme.readme_block(runs, [], "chart")
+    (line,) = [ln for ln in block.splitlines() if "flat output" in ln]
+    # mean 73.0 ± 1.4 over the two seeds; the best other system (the CRF tagger, 71.0): +2.0
+    assert line.endswith("scored: CoNLL-2003, CNN 73.0 ± 1.4 (2 seeds, +2.0 against CRF tagger).")
+
+
 def test_readme_block_is_replaced_between_the_markers_only():
     text = f"intro\n{START}\nold table\n{END}\nrest\n"
     assert replace_block(text, "new\n") == f"intro\n{START}\nnew\n{END}\nrest\n"
