@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
 SCHEMA_VERSION = 2
 DEFAULT_VARIANT = "baseline"
+# The decoding (decoding.json) that scores the component's flat output, annotate_ents = true.
+FLAT_DECODING = "non_overlapping_default"
 
 T = TypeVar("T", bound="Base")
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 from bench import registry
 from bench.common import SPANS_KEY, code_version, read_json, set_threads, write_json
 from bench.corpus import corpus_paths, load_gold
+from bench.records import FLAT_DECODING
 from scripts.span_metrics import CharSpan, nested_gold, score_predictions
 
 # Grids for the systems whose spans carry a probability. global_pointer's is the sigmoid
@@ -166,7 +167,7 @@ def decode_variants(run_dir: Path, corpus_dir: Path, threads: int = 1) -> Dict[s
     add("per_label_dev_tuned", labels, lambda sc: _above_per_label(sc, labels, default))
     # Flat decoding is a choice for flat data only (no gold span of dev nests in another).
     if not any(nested_gold(doc) for doc in dev_gold):
-        add("non_overlapping_default", default, lambda sc: [non_overlapping(d, default) for d in sc])
+        add(FLAT_DECODING, default, lambda sc: [non_overlapping(d, default) for d in sc])
         add("non_overlapping_dev_tuned", best["threshold"],
             lambda sc: [non_overlapping(d, best["threshold"]) for d in sc])
         pooled_dev = [pooled_labels(d) for d in dev_scored]

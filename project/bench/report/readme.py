@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from bench.records import (
     DEFAULT_VARIANT,
+    FLAT_DECODING,
     HeadPartsRecord,
     TimingRecord,
     TrainRecord,
@@ -32,8 +33,6 @@ README_SYSTEMS = ("global_pointer_efficient", "spancat", "crf", "ner")
 HEAD = "global_pointer_efficient"
 CHART_GROUP = ("genia", "bilstm")  # the README's chart: where the heads differ most in time
 CHART_NAME = "time-to-accuracy-{dataset}-{encoder}.png"
-# The component's flat output (annotate_ents = true) as decoding.json scores it on the same model.
-FLAT_OUTPUT = "non_overlapping_default"
 
 
 def chart_name(dataset: str, encoder: str) -> str:
@@ -51,7 +50,7 @@ def _longer_schedule(runs: Sequence[TrainRecord], r: TrainRecord) -> Optional[Li
 
 def flat_output_f(r: TrainRecord) -> Optional[float]:
     """Test F1 of the run's flat output (the best-scoring non-overlapping spans), where scored."""
-    scored = r.decoding.get(FLAT_OUTPUT) if isinstance(r.decoding, dict) else None
+    scored = r.decoding.get(FLAT_DECODING) if isinstance(r.decoding, dict) else None
     return scored["test"]["overall"]["f"] if scored else None
 
 
@@ -75,7 +74,8 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
     for (dataset, encoder), systems in group_runs(chosen).items():
         info = dataset_info(dataset)
         head = systems.get(HEAD)
-        head_f = mean(test_f(r) for r in head) if head else None
+        group_f = {system: mean(test_f(r) for r in rs) for system, rs in systems.items()}
+        head_f = group_f.get(HEAD)
         # One source of speeds per group, never mixed: the trained models' timing where every
         # system has one, else the fixed-budget models' where every system has one.
         trained = {system: mean(r.predict_words_per_second or speeds.get((dataset, encoder, system, r.seed))
@@ -83,7 +83,7 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
         use_fixed = (any(v is None for v in trained.values())
                      and all(fixed.get((dataset, encoder, s, DEFAULT_VARIANT), {}).get("large") for s in systems))
         for system, rs in systems.items():
-            f = mean(test_f(r) for r in rs)
+            f = group_f[system]
             if system == HEAD or head_f is None or f is None:
                 versus = "—"
             else:
@@ -120,9 +120,9 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
                 lines[-1][4] += f" ({mean_std(test_f(o) for o in longer)} ‡)"
         flat_f = [flat_output_f(r) for r in head or []]
         if not info.nested and flat_f and all(f is not None for f in flat_f):
-            others = {s: mean(test_f(r) for r in rs) for s, rs in systems.items() if s != HEAD}
-            best = max((s for s in others if others[s] is not None), key=lambda s: others[s], default=None)
-            versus_best = (f", {(mean(flat_f) - others[best]) * 100:+.1f} against {system_name(best)}"  # type: ignore[operator]
+            others = [s for s, f in group_f.items() if s != HEAD and f is not None]
+            best = max(others, key=lambda s: group_f[s], default=None)  # type: ignore[arg-type, return-value]
+            versus_best = (f", {(mean(flat_f) - group_f[best]) * 100:+.1f} against {system_name(best)}"  # type: ignore[operator]
                            if best else "")
             flat.append(f"{info.name}, {encoder_name(encoder).split(' ')[0]} {mean_std(flat_f)} "
                         f"({len(flat_f)} seed{'s' if len(flat_f) > 1 else ''}{versus_best})")

@@ -172,7 +172,7 @@ def test_the_readme_block_says_where_another_system_wins():
 
 def test_the_readme_block_gives_the_flat_output_where_every_seed_has_it():
     def scored(record, f):
-        record.decoding = {readme.FLAT_OUTPUT: {"setting": 0.5, "dev": {"f": f}, "test": {"overall": {"f": f}}}}
+        record.decoding = {records.FLAT_DECODING: {"setting": 0.5, "dev": {"f": f}, "test": {"overall": {"f": f}}}}
         return record
 
     conll = {"dataset": "conll2003", "encoder": "cnn"}
