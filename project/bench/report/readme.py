@@ -21,7 +21,9 @@ from bench.report.common import (
     mean_std,
     minutes,
     num,
+    paired,
     pct,
+    seeds_text,
     system_name,
     table,
     test_f,
@@ -48,6 +50,18 @@ def _longer_schedule(runs: Sequence[TrainRecord], r: TrainRecord) -> Optional[Li
     return out or None
 
 
+def _doubled_cap_text(corpus: str, encoder: str, longer: Dict[str, List[TrainRecord]]) -> str:
+    """Which seeds ran at the larger cap, and each other system's test F1 there against the
+    efficient head's, paired by seed: the comparison at convergence where the cap stopped the row."""
+    caps = sorted({int(variant_settings(r.variant)["max_steps"]) for rs in longer.values() for r in rs})
+    parts = [f"{system_name(s)} seed{'s' if len(rs) > 1 else ''} {seeds_text(rs)}" for s, rs in longer.items()]
+    head = longer.get(HEAD)
+    versus = [f"{system_name(s)} {paired(rs, head, test_f).short_text()}"
+              for s, rs in longer.items() if s != HEAD and head and paired(rs, head, test_f).diffs]
+    text = f"{corpus}, {encoder_name(encoder).split(' ')[0]}, cap {', '.join(f'{c:,}' for c in caps)} steps ({'; '.join(parts)})"
+    return text + (", test F1 against the efficient head's, same seeds: " + "; ".join(versus) if versus else "")
+
+
 def flat_output_f(r: TrainRecord) -> Optional[float]:
     """Test F1 of the run's flat output (the best-scoring non-overlapping spans), where scored."""
     scored = r.decoding.get(FLAT_DECODING) if isinstance(r.decoding, dict) else None
@@ -70,6 +84,7 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
     sooner: List[str] = []
     dev_ahead: List[str] = []
     flat: List[str] = []
+    doubled: List[str] = []
     capped = False
     for (dataset, encoder), systems in group_runs(chosen).items():
         info = dataset_info(dataset)
@@ -82,6 +97,7 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
                                 for r in rs) for system, rs in systems.items()}
         use_fixed = (any(v is None for v in trained.values())
                      and all(fixed.get((dataset, encoder, s, DEFAULT_VARIANT), {}).get("large") for s in systems))
+        longer_runs: Dict[str, List[TrainRecord]] = {}
         for system, rs in systems.items():
             f = group_f[system]
             if system == HEAD or head_f is None or f is None:
@@ -117,7 +133,10 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
                 minutes(mean(r.best.wall_seconds for r in rs)), speed_cell])
             longer = _longer_schedule(runs, rs[0]) if cap else None
             if longer:
+                longer_runs[system] = longer
                 lines[-1][4] += f" ({mean_std(test_f(o) for o in longer)} ‡)"
+        if longer_runs:
+            doubled.append(_doubled_cap_text(info.name, encoder, longer_runs))
         flat_f = [flat_output_f(r) for r in head or []]
         if not info.nested and flat_f and all(f is not None for f in flat_f):
             others = [s for s, f in group_f.items() if s != HEAD and f is not None]
@@ -145,8 +164,8 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
     if sooner:
         foot.append("Reaches its best dev F1 sooner: " + "; ".join(sooner) + ".")
     if capped:
-        foot.append("† The step cap of the MiniLM schedule, not convergence, stopped these runs; ‡ the "
-                    "same system with the cap doubled (seed 0).")
+        foot.append("† The step cap of the MiniLM schedule, not convergence, stopped these runs."
+                    + (" ‡ The same system with a larger cap: " + "; ".join(doubled) + "." if doubled else ""))
     if from_fixed:
         foot.append("§ Not every converged model of that corpus and encoder was timed: the speeds of the "
                     "fixed-budget models (same architectures, timed back to back; BENCHMARKS.md, "

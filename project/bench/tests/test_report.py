@@ -187,6 +187,26 @@ def test_the_readme_block_gives_the_flat_output_where_every_seed_has_it():
     assert line.endswith("scored: CoNLL-2003, CNN 73.0 ± 1.4 (2 seeds, +2.0 against CRF tagger).")
 
 
+def test_the_readme_block_compares_capped_rows_again_at_the_larger_cap_paired_by_seed():
+    capped = {"encoder": "minilm", "stopped_by": "steps"}
+    at = "head_learn_rate_scale=10"  # the head's shipped MiniLM setting
+    runs = [run(f=0.70, variant=at, **capped), run(f=0.69, seed=1, variant=at, **capped),
+            run("spancat", 0.67, **capped), run("spancat", 0.68, seed=1, **capped),
+            run(f=0.72, variant=at + ", max_steps=3200", encoder="minilm"),
+            run(f=0.71, seed=1, variant=at + ", max_steps=3200", encoder="minilm"),
+            run("spancat", 0.73, variant="max_steps=3200", **capped),
+            run("spancat", 0.70, seed=1, variant="max_steps=3200", encoder="minilm")]
+    block = readme.readme_block(runs, [], "chart")
+    assert "| global_pointer (efficient) † | 2 | 69.5 ± 0.7 (71.5 ± 0.7 ‡) |" in block
+    assert "| spancat (99.5% sizes) † | 2 | 67.5 ± 0.7 (71.5 ± 2.1 ‡) | **-2.0** |" not in block  # at the cap: -2.0
+    assert "| spancat (99.5% sizes) † | 2 | 67.5 ± 0.7 (71.5 ± 2.1 ‡) | -2.0 |" in block
+    (line,) = [ln for ln in block.splitlines() if "‡ The same system" in ln]
+    # at the larger cap, spancat against the head per seed: 73 - 72 = +1.0, 70 - 71 = -1.0; mean 0.0
+    assert line.endswith("GENIA, MiniLM, cap 3,200 steps (global_pointer (efficient) seeds 0, 1; spancat (99.5% "
+                         "sizes) seeds 0, 1), test F1 against the efficient head's, same seeds: spancat (99.5% "
+                         "sizes) +0.0 (+1.0, -1.0).")
+
+
 def test_readme_block_is_replaced_between_the_markers_only():
     text = f"intro\n{START}\nold table\n{END}\nrest\n"
     assert replace_block(text, "new\n") == f"intro\n{START}\nnew\n{END}\nrest\n"
