@@ -50,15 +50,20 @@ def _longer_schedule(runs: Sequence[TrainRecord], r: TrainRecord) -> Optional[Li
     return out or None
 
 
+def _short_encoder(encoder: str) -> str:
+    """The encoder's name without its details: "MiniLM (all-MiniLM-L6-v2)" -> "MiniLM"."""
+    return encoder_name(encoder).split(" ")[0]
+
+
 def _doubled_cap_text(corpus: str, encoder: str, longer: Dict[str, List[TrainRecord]]) -> str:
     """Which seeds ran at the larger cap, and each other system's test F1 there against the
-    efficient head's, paired by seed: the comparison at convergence where the cap stopped the row."""
+    efficient head's, paired by seed (runs there may have been stopped by that cap too)."""
     caps = sorted({int(variant_settings(r.variant)["max_steps"]) for rs in longer.values() for r in rs})
     parts = [f"{system_name(s)} seed{'s' if len(rs) > 1 else ''} {seeds_text(rs)}" for s, rs in longer.items()]
     head = longer.get(HEAD)
-    versus = [f"{system_name(s)} {paired(rs, head, test_f).short_text()}"
-              for s, rs in longer.items() if s != HEAD and head and paired(rs, head, test_f).diffs]
-    text = f"{corpus}, {encoder_name(encoder).split(' ')[0]}, cap {', '.join(f'{c:,}' for c in caps)} steps ({'; '.join(parts)})"
+    pairs = {s: paired(rs, head, test_f) for s, rs in longer.items() if s != HEAD and head}
+    versus = [f"{system_name(s)} {p.short_text()}" for s, p in pairs.items() if p.diffs]
+    text = f"{corpus}, {_short_encoder(encoder)}, cap {', '.join(f'{c:,}' for c in caps)} steps ({'; '.join(parts)})"
     return text + (", test F1 against the efficient head's, same seeds: " + "; ".join(versus) if versus else "")
 
 
@@ -105,7 +110,7 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
             else:
                 diff = (f - head_f) * 100
                 versus = f"**{diff:+.1f}**" if diff >= 0 else f"{diff:+.1f}"
-                where = f"{system_name(system)} on {info.name}, {encoder_name(encoder).split(' ')[0]}"
+                where = f"{system_name(system)} on {info.name}, {_short_encoder(encoder)}"
                 if diff >= 0:
                     ahead.append(f"{where} ({pct(f)} against {pct(head_f)})")
                 elif diff > -1.0:
@@ -125,7 +130,7 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
             else:
                 speed_cell = num(trained[system])
             lines.append([
-                info.name if system == next(iter(systems)) else "", encoder_name(encoder).split(" ")[0]
+                info.name if system == next(iter(systems)) else "", _short_encoder(encoder)
                 if system == next(iter(systems)) else "",
                 system_name(system) + (" †" if cap else ""),
                 str(len(rs)), mean_std(test_f(r) for r in rs), versus,
@@ -143,7 +148,7 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
             best = max(others, key=lambda s: group_f[s], default=None)  # type: ignore[arg-type, return-value]
             versus_best = (f", {(mean(flat_f) - group_f[best]) * 100:+.1f} against {system_name(best)}"  # type: ignore[operator]
                            if best else "")
-            flat.append(f"{info.name}, {encoder_name(encoder).split(' ')[0]} {mean_std(flat_f)} "
+            flat.append(f"{info.name}, {_short_encoder(encoder)} {mean_std(flat_f)} "
                         f"({len(flat_f)} seed{'s' if len(flat_f) > 1 else ''}{versus_best})")
     out = [table(["corpus", "encoder", "system", "seeds", "test F1", "vs global_pointer", "nested recall",
                   "time to best dev", "predict words/s"], lines), ""]
