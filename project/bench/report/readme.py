@@ -140,6 +140,10 @@ def readme_block(runs: Sequence[TrainRecord], parts: Sequence[HeadPartsRecord], 
             if longer:
                 longer_runs[system] = longer
                 lines[-1][4] += f" ({mean_std(test_f(o) for o in longer)} ‡)"
+                longer_nested = [o.test.nested_recall for o in longer]
+                if info.nested and any(n is not None for n in longer_nested):
+                    # the capped row's nested recall can mislead as its F does
+                    lines[-1][6] += f" ({mean_std(longer_nested)} ‡)"
         if longer_runs:
             doubled.append(_doubled_cap_text(info.name, encoder, longer_runs))
         flat_f = [flat_output_f(r) for r in head or []]

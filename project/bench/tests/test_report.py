@@ -192,14 +192,15 @@ def test_the_readme_block_compares_capped_rows_again_at_the_larger_cap_paired_by
     at = "head_learn_rate_scale=10"  # the head's shipped MiniLM setting
     runs = [run(f=0.70, variant=at, **capped), run(f=0.69, seed=1, variant=at, **capped),
             run("spancat", 0.67, **capped), run("spancat", 0.68, seed=1, **capped),
-            run(f=0.72, variant=at + ", max_steps=3200", encoder="minilm"),
-            run(f=0.71, seed=1, variant=at + ", max_steps=3200", encoder="minilm"),
-            run("spancat", 0.73, variant="max_steps=3200", **capped),
-            run("spancat", 0.70, seed=1, variant="max_steps=3200", encoder="minilm")]
+            run(f=0.72, variant=at + ", max_steps=3200", encoder="minilm", nested_gold={"found": 52, "spans": 100, "recall": 0.52}),
+            run(f=0.71, seed=1, variant=at + ", max_steps=3200", encoder="minilm", nested_gold={"found": 54, "spans": 100, "recall": 0.54}),
+            run("spancat", 0.73, variant="max_steps=3200", nested_gold={"found": 55, "spans": 100, "recall": 0.55}, **capped),
+            run("spancat", 0.70, seed=1, variant="max_steps=3200", encoder="minilm", nested_gold={"found": 53, "spans": 100, "recall": 0.53})]
     block = readme.readme_block(runs, [], "chart")
-    assert "| global_pointer (efficient) † | 2 | 69.5 ± 0.7 (71.5 ± 0.7 ‡) |" in block
+    # the capped runs' nested recall is 0.5 (run()); the larger cap's beside it: 53.0, 54.0
+    assert "| global_pointer (efficient) † | 2 | 69.5 ± 0.7 (71.5 ± 0.7 ‡) | — | 50.0 ± 0.0 (53.0 ± 1.4 ‡) |" in block
     # "vs global_pointer" stays the capped comparison: 67.5 - 69.5 = -2.0, not bold
-    assert "| spancat (99.5% sizes) † | 2 | 67.5 ± 0.7 (71.5 ± 2.1 ‡) | -2.0 |" in block
+    assert "| spancat (99.5% sizes) † | 2 | 67.5 ± 0.7 (71.5 ± 2.1 ‡) | -2.0 | 50.0 ± 0.0 (54.0 ± 1.4 ‡) |" in block
     (line,) = [ln for ln in block.splitlines() if "‡ The same system" in ln]
     # at the larger cap, spancat against the head per seed: 73 - 72 = +1.0, 70 - 71 = -1.0; mean 0.0
     assert line.endswith("GENIA, MiniLM, cap 3,200 steps (global_pointer (efficient) seeds 0, 1; spancat (99.5% "
