@@ -256,9 +256,16 @@ def test_cli_refuses_existing_errors_file(tmp_path, model_path, texts):
     assert not (tmp_path / "out.jsonl").exists()
 
 
+def _writing(folder: Path) -> bool:
+    """A temporary output with lines in it."""
+    return any((folder / t).stat().st_size for t in temp_files(folder) if t.startswith(".out.jsonl."))
+
+
 @pytest.mark.slow
 def test_cli_interrupted_run_leaves_no_output(tmp_path, model_path, texts):
-    corpus = write_texts(tmp_path / "corpus.jsonl", texts * 100)  # 20,000 texts: minutes
+    # 200,000 texts: about a minute of work here, far more than any machine does in the half
+    # second between the first lines written and the interrupt
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts * 1000)
     out = tmp_path / "out.jsonl"
     out.write_text("old output\n")
     env = dict(os.environ)
@@ -275,9 +282,11 @@ def test_cli_interrupted_run_leaves_no_output(tmp_path, model_path, texts):
     ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=interruptible)
     try:
-        # Wait until it is writing: a temporary file, or (before the fix) the output itself.
+        # Wait until it is writing lines: the temporary output is made before the model loads,
+        # and a Ctrl-C that lands in the imports can be lost (Python drops an exception raised
+        # in a destructor), so the run would finish; or (before the fix) the output itself.
         deadline = time.monotonic() + 120
-        while not temp_files(tmp_path) and out.read_text() == "old output\n":
+        while not _writing(tmp_path) and out.read_text() == "old output\n":
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline, "the run never started writing"
             time.sleep(0.02)

@@ -119,7 +119,7 @@ def test_cli_concurrent_runs_never_replace_each_others_output(tmp_path, model_pa
     """Two runs that both found the output free: the one that finishes second must not
     replace the first one's output (neither has --overwrite). The first is paused (SIGSTOP)
     once it is writing, the second runs to its end, then the first goes on."""
-    long_in = write_texts(tmp_path / "long.jsonl", texts * 3)  # 600 texts
+    long_in = write_texts(tmp_path / "long.jsonl", texts * 30)  # 6,000 texts: seconds, to pause it in
     short_in = write_texts(tmp_path / "short.jsonl", texts[:7])
     out = tmp_path / "out.jsonl"
     common = ["--quiet", "--batch-size", "25", "--chunk-size", "25"]
@@ -242,7 +242,9 @@ def test_cli_ray_address_without_ray_data_says_so_alone(tmp_path, model_path, te
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_cli_stopped_run_says_so(signum, tmp_path, model_path, texts):
-    corpus = write_texts(tmp_path / "corpus.jsonl", texts * 100)  # 20,000 texts: minutes
+    # 200,000 texts: about a minute of work here, so that no machine finishes them before
+    # the signal arrives (20,000 took 6 s, too close)
+    corpus = write_texts(tmp_path / "corpus.jsonl", texts * 1000)
     out = tmp_path / "out.jsonl"
     out.write_text("old output\n")
     cmd = _cmd(model_path, corpus, out, "--overwrite", "--quiet", "--chunk-size", "25")
