@@ -166,3 +166,8 @@ def write_texts(path: Path, texts: List[str]) -> Path:
 
 def temp_files(folder: Path) -> List[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def writing_output(folder: Path, output: str = "out.jsonl") -> bool:
+    """A run is writing lines: its temporary output (made before the model loads) is not empty."""
+    return any((folder / t).stat().st_size for t in temp_files(folder) if t.startswith(f".{output}."))

@@ -20,6 +20,7 @@ from batch_testing import (
     run_cli,
     temp_files,
     write_texts,
+    writing_output,
 )
 from gp_testing import interruptible
 
@@ -256,11 +257,6 @@ def test_cli_refuses_existing_errors_file(tmp_path, model_path, texts):
     assert not (tmp_path / "out.jsonl").exists()
 
 
-def _writing(folder: Path) -> bool:
-    """A temporary output with lines in it."""
-    return any((folder / t).stat().st_size for t in temp_files(folder) if t.startswith(".out.jsonl."))
-
-
 @pytest.mark.slow
 def test_cli_interrupted_run_leaves_no_output(tmp_path, model_path, texts):
     # 200,000 texts: about a minute of work here, far more than any machine does in the half
@@ -286,7 +282,7 @@ def test_cli_interrupted_run_leaves_no_output(tmp_path, model_path, texts):
         # and a Ctrl-C that lands in the imports can be lost (Python drops an exception raised
         # in a destructor), so the run would finish; or (before the fix) the output itself.
         deadline = time.monotonic() + 120
-        while not _writing(tmp_path) and out.read_text() == "old output\n":
+        while not writing_output(tmp_path) and out.read_text() == "old output\n":
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline, "the run never started writing"
             time.sleep(0.02)

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import pytest
-from batch_testing import PACKAGE_ROOT, assert_refused, read_jsonl, temp_files, write_texts
+from batch_testing import (
+    PACKAGE_ROOT,
+    assert_refused,
+    read_jsonl,
+    temp_files,
+    write_texts,
+    writing_output,
+)
 from gp_testing import interruptible
 
 NOBODY = 65534
@@ -252,7 +259,7 @@ def test_cli_stopped_run_says_so(signum, tmp_path, model_path, texts):
     try:
         deadline = time.monotonic() + 120
         # Writing: a temporary output with some lines in it.
-        while not any((tmp_path / t).stat().st_size for t in temp_files(tmp_path) if t.startswith(".out.jsonl.")):
+        while not writing_output(tmp_path):
             assert proc.poll() is None, proc.communicate()[1]
             assert time.monotonic() < deadline, "the run never started writing"
             time.sleep(0.02)
